@@ -1,0 +1,64 @@
+# tierlab — value-based CRM research for retail banking.  `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Extra Hydra overrides for `make run`, e.g. make run ARGS="data.n_customers=50000"
+ARGS ?=
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export DO_NOT_TRACK := true
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install run test lint format bench mlflow-ui clean
+
+## Show this help
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+## Create the virtual environment (.venv) if it is missing
+venv: $(BIN)/python
+
+## Install tierlab and its pinned dependencies into .venv (runs only when pyproject.toml changed)
+install: $(STAMP)
+
+## Run the default experiment on the embedded synthetic bank, tracked in MLflow (sqlite:///mlruns.db)
+run: $(STAMP)
+	$(BIN)/tierlab run $(ARGS)
+
+## Run the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Lint and check formatting with ruff
+lint: $(STAMP)
+	$(BIN)/ruff check src tests notebooks
+	$(BIN)/ruff format --check src tests notebooks
+
+## Apply ruff's formatter and safe fixes
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests notebooks
+	$(BIN)/ruff format src tests notebooks
+
+## Run the benchmarks and write bench/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+## Open the MLflow UI on the local store (http://127.0.0.1:5000)
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
+
+## Remove run outputs, caches and the local MLflow store (keeps .venv)
+clean:
+	rm -rf outputs multirun mlruns.db mlartifacts data/synthetic .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
