@@ -1,0 +1,143 @@
+"""MLflow tracking: one parent run per ``tierlab run``, never left RUNNING.
+
+* params: the flattened resolved config (values over ``tracking.max_param_length`` characters are
+  cut, with a marker, so MLflow's parameter-length limit never fails a run);
+* tags: git commit and dirty flag, tierlab version, data fingerprint, seed;
+* artifacts: the resolved config as YAML, plus whatever the stages log;
+* on any exception the run is ended as FAILED and the exception re-raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tierlab import __version__
+from tierlab.config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+# Quiet, offline MLflow: no telemetry, no artifact progress bars in logs.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+import mlflow  # noqa: E402
+
+for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+#: MLflow's own limits (mlflow.utils.validation): key length; values are capped by config.
+MAX_PARAM_KEY_LENGTH = 250
+TRUNCATION_MARK = "...[truncated]"
+
+
+def flatten_config(cfg: DictConfig | Mapping[str, Any], max_length: int) -> dict[str, str]:
+    """Flatten a (resolved) config to ``{"data.n_customers": "20000", ...}``.
+
+    Values longer than ``max_length`` characters are cut and end with ``...[truncated]``, so
+    the result always satisfies MLflow's parameter-length limit.
+    """
+    if max_length <= len(TRUNCATION_MARK):
+        raise ValueError(
+            f"max_param_length={max_length} should be > {len(TRUNCATION_MARK)} characters"
+        )
+    container = (
+        OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    )
+    flat: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, Mapping) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+            return
+        text = str(node)
+        if len(text) > max_length:
+            text = text[: max_length - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+        flat[prefix[:MAX_PARAM_KEY_LENGTH]] = text
+
+    walk(container, "")
+    return flat
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Git commit and dirty flag of the source tree (``unknown`` outside a git checkout)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True
+        )
+        return out.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def configure(tracking: DictConfig) -> str:
+    """Point MLflow at the configured store and experiment; return the experiment id."""
+    mlflow.set_tracking_uri(tracking.uri)
+    experiment = mlflow.get_experiment_by_name(tracking.experiment_name)
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    else:
+        location = None
+        if not str(tracking.uri).startswith(("http://", "https://", "databricks")):
+            Path(tracking.artifact_root).mkdir(parents=True, exist_ok=True)
+            location = Path(tracking.artifact_root).resolve().as_uri()
+        experiment_id = mlflow.create_experiment(
+            tracking.experiment_name, artifact_location=location
+        )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@contextmanager
+def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
+    """The run's MLflow parent run: params, base tags and resolved config logged up front.
+
+    Ends FINISHED on success and FAILED on any exception (which is re-raised), so no run is
+    ever left RUNNING.
+    """
+    configure(cfg.tracking)
+    run = mlflow.start_run(run_name=run_name)
+    try:
+        params = flatten_config(cfg, int(cfg.tracking.max_param_length))
+        items = list(params.items())
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(items[i : i + 100]))
+        mlflow.set_tags(
+            {
+                **git_state(),
+                "tierlab_version": __version__,
+                "seed": str(cfg.seed),
+                "task_name": str(cfg.task_name),
+            }
+        )
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved_config.yaml")
+        yield run
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def run_url(run: mlflow.ActiveRun) -> str:
+    """Where to look at a run: the UI path for a local store, the server URL otherwise."""
+    info = run.info
+    uri = mlflow.get_tracking_uri()
+    path = f"#/experiments/{info.experiment_id}/runs/{info.run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{path}"
+    return f"{uri} (make mlflow-ui, then http://127.0.0.1:5000/{path})"
