@@ -50,13 +50,13 @@ class CalibrationSplit:
             raise ValueError("this data set has no time axis (no data_end); it cannot be split")
         data_end = pd.Timestamp(data_end).normalize()
         if cutoff is None:
-            cut = data_end - pd.DateOffset(months=holdout_months)
+            cut = _shift_months(data_end, -holdout_months)
         else:
             try:
                 cut = pd.Timestamp(cutoff).normalize()
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"split.cutoff={cutoff!r} is not a date: {exc}") from exc
-        holdout_end = cut + pd.DateOffset(months=holdout_months)
+        holdout_end = _shift_months(cut, holdout_months)
         if data_start is not None and cut <= pd.Timestamp(data_start):
             raise ValueError(
                 f"split.cutoff={cut.date()} should be after the data start "
@@ -96,3 +96,10 @@ class CalibrationSplit:
             "holdout_end": str(self.holdout_end.date()),
             "holdout_months": self.holdout_months,
         }
+
+
+def _shift_months(day: pd.Timestamp, months: int) -> pd.Timestamp:
+    """Shift by calendar months; a month-end date stays a month end (Jun 30 + 6 = Dec 31)."""
+    if day.is_month_end:
+        return day + pd.offsets.MonthEnd(months)
+    return day + pd.DateOffset(months=months)

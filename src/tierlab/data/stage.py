@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
         mlflow.set_tags({f"split_{k}": str(v) for k, v in split.as_dict().items()})
     metrics = {f"data/n_{name}": float(n) for name, n in data.summary().items()}
     shape = realism_metrics(data)
-    metrics.update(flat_metrics(shape))
+    measured = flat_metrics(shape)
+    for key in sorted(k for k, v in measured.items() if not math.isfinite(v)):
+        log.info("%s is not measurable on this data set (too few customers); not logged", key)
+    metrics.update({k: v for k, v in measured.items() if math.isfinite(v)})
     targets = OmegaConf.to_container(cfg.data.targets) if "targets" in cfg.data else {}
     failures = check_targets(shape, targets)
     if targets:

@@ -1,0 +1,95 @@
+"""End to end: `tierlab run` composes the config, runs the stages and tracks one MLflow run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from tierlab.config import compose
+from tierlab.run import run
+
+
+def isolated(tmp_path: Path, *overrides: str) -> list[str]:
+    """Overrides that keep a run's store, cache and outputs inside tmp_path."""
+    return [
+        "debug=fast",
+        f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
+        f"tracking.artifact_root={tmp_path}/artifacts",
+        f"data.cache_dir={tmp_path}/cache",
+        *overrides,
+    ]
+
+
+def finished_runs(tmp_path: Path, experiment: str = "tierlab-debug"):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+
+
+def test_run_returns_metrics_and_tracks_one_finished_run(tmp_path):
+    cfg = compose(isolated(tmp_path), output_dir=tmp_path / "out")
+    metrics = run(cfg)
+    assert metrics["data/n_customers"] == 400
+    assert metrics["data/n_transactions"] > 10_000
+    assert all(isinstance(v, float) for v in metrics.values())
+    (found,) = finished_runs(tmp_path)
+    assert found.info.status == "FINISHED"
+    assert found.data.metrics["data/n_customers"] == 400
+    assert found.data.params["split.holdout_months"] == "6"
+    assert len(found.data.tags["data_fingerprint"]) == 16
+    assert found.data.tags["split_cutoff"] == "2024-06-30"
+    client = mlflow.MlflowClient()
+    logged = {a.path for a in client.list_artifacts(found.info.run_id)}
+    assert {"config", "data", "metrics.json"} <= logged
+    data_artifacts = {a.path for a in client.list_artifacts(found.info.run_id, "data")}
+    assert data_artifacts == {"data/data_summary.json", "data/realism.png"}
+    assert (tmp_path / "out" / "realism.png").stat().st_size > 10_000
+
+
+def test_same_config_and_seed_give_the_same_numbers(tmp_path):
+    first = run(compose(isolated(tmp_path), output_dir=tmp_path / "1"))
+    # a second cache folder forces a fresh generation
+    second = run(
+        compose(isolated(tmp_path, f"data.cache_dir={tmp_path}/cache2"), output_dir=tmp_path / "2")
+    )
+    assert first == second
+    fingerprints = {r.data.tags["data_fingerprint"] for r in finished_runs(tmp_path)}
+    assert len(fingerprints) == 1
+
+
+def test_a_failing_stage_leaves_the_run_failed_not_running(tmp_path):
+    cfg = compose(isolated(tmp_path, "split.holdout_months=30"), output_dir=tmp_path / "out")
+    with pytest.raises(ValueError, match="should be after the data start"):
+        run(cfg)
+    (found,) = finished_runs(tmp_path)
+    assert found.info.status == "FAILED"
+
+
+def test_unknown_config_keys_are_errors():
+    with pytest.raises(ConfigCompositionException, match="n_customer"):
+        compose(["data.n_customer=10"])
+
+
+def test_cli_runs_an_experiment_in_a_subprocess(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    overrides = isolated(tmp_path, f"hydra.run.dir={tmp_path}/hydra")
+    tierlab = Path(sys.executable).with_name("tierlab")
+    out = subprocess.run(
+        [str(tierlab), "run", *overrides], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MLflow run" in out.stderr + out.stdout
+    assert (tmp_path / "hydra" / "metrics.json").exists()
+    assert (tmp_path / "hydra" / ".hydra" / "config.yaml").exists()
+    (found,) = finished_runs(tmp_path)
+    assert found.info.status == "FINISHED"
+
+
+def test_cli_help_lists_the_commands():
+    from tierlab.cli import main
+
+    assert main(["--help"]) == 0
+    assert main(["no-such-command"]) == 2
