@@ -42,13 +42,13 @@ test: $(STAMP)
 
 ## Lint and check formatting with ruff
 lint: $(STAMP)
-	$(BIN)/ruff check src tests notebooks
-	$(BIN)/ruff format --check src tests notebooks
+	$(BIN)/ruff check src tests notebooks bench
+	$(BIN)/ruff format --check src tests notebooks bench
 
 ## Apply ruff's formatter and safe fixes
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests notebooks
-	$(BIN)/ruff format src tests notebooks
+	$(BIN)/ruff check --fix src tests notebooks bench
+	$(BIN)/ruff format src tests notebooks bench
 
 ## Run the benchmarks and write bench/RESULTS.md
 bench: $(STAMP)

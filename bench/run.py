@@ -47,7 +47,10 @@ def measure(n: int, cache: str, step: str) -> dict:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", CASE, str(n), cache, step],
-        capture_output=True, text=True, check=True, env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -62,7 +65,9 @@ def machine() -> str:
     except OSError:
         pass
     mem = psutil.virtual_memory().total / 1024**3
-    return f"{cpu}, {psutil.cpu_count()} cores, {mem:.0f} GB RAM, Python {platform.python_version()}"
+    return (
+        f"{cpu}, {psutil.cpu_count()} cores, {mem:.0f} GB RAM, Python {platform.python_version()}"
+    )
 
 
 def main() -> None:

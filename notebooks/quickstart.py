@@ -32,7 +32,9 @@ from tierlab.run import run
 
 overrides = ["data.n_customers=2000", *os.environ.get("TIERLAB_OVERRIDES", "").split()]
 cfg = compose(overrides, output_dir=tempfile.mkdtemp(prefix="tierlab-quickstart-"))
-print(cfg.data.n_customers, "customers,", cfg.data.n_months, "months; tracking to", cfg.tracking.uri)
+print(
+    cfg.data.n_customers, "customers,", cfg.data.n_months, "months; tracking to", cfg.tracking.uri
+)
 
 # %% [markdown]
 # ## Run the pipeline

@@ -24,12 +24,18 @@ def test_notebook_executes(path: Path, tmp_path, monkeypatch):
         f"data.cache_dir={tmp_path}/cache",
     )
     notebook = jupytext.read(path)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={
-        "metadata": {"path": str(tmp_path)}
-    })
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     errors = [
-        out for cell in notebook.cells if cell.cell_type == "code"
-        for out in cell.get("outputs", []) if out.get("output_type") == "error"
+        out
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
     ]
     assert not errors

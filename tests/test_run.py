@@ -13,13 +13,15 @@ from tierlab.config import compose
 from tierlab.run import run
 
 
-def isolated(tmp_path: Path, *overrides: str) -> list[str]:
+def isolated(tmp_path: Path, *overrides: str, data: str = "synthetic") -> list[str]:
     """Overrides that keep a run's store, cache and outputs inside tmp_path."""
+    cache = [f"data.cache_dir={tmp_path}/cache"] if data == "synthetic" else []
     return [
+        f"data={data}",
         "debug=fast",
         f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
         f"tracking.artifact_root={tmp_path}/artifacts",
-        f"data.cache_dir={tmp_path}/cache",
+        *cache,
         *overrides,
     ]
 
@@ -40,7 +42,7 @@ def test_run_returns_metrics_and_tracks_one_finished_run(tmp_path):
     assert found.data.metrics["data/n_customers"] == 400
     assert found.data.params["split.holdout_months"] == "6"
     assert len(found.data.tags["data_fingerprint"]) == 16
-    assert found.data.tags["split_cutoff"] == "2024-06-30"
+    assert found.data.tags["split_cutoff"] == "2025-06-30"
     client = mlflow.MlflowClient()
     logged = {a.path for a in client.list_artifacts(found.info.run_id)}
     assert {"config", "data", "metrics.json"} <= logged
@@ -61,7 +63,7 @@ def test_same_config_and_seed_give_the_same_numbers(tmp_path):
 
 
 def test_a_failing_stage_leaves_the_run_failed_not_running(tmp_path):
-    cfg = compose(isolated(tmp_path, "split.holdout_months=30"), output_dir=tmp_path / "out")
+    cfg = compose(isolated(tmp_path, "split.holdout_months=40"), output_dir=tmp_path / "out")
     with pytest.raises(ValueError, match="should be after the data start"):
         run(cfg)
     (found,) = finished_runs(tmp_path)
@@ -93,3 +95,16 @@ def test_cli_help_lists_the_commands():
 
     assert main(["--help"]) == 0
     assert main(["no-such-command"]) == 2
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("data", ["cdnow", "cc_general"])
+def test_run_on_real_data_sets(tmp_path, shared_data_dir, data):
+    metrics = run(compose(isolated(tmp_path, data=data), output_dir=tmp_path / "out"))
+    if data == "cdnow":  # debug=fast keeps the first 400 customers of the log
+        assert 400 < metrics["data/n_transactions"] < 69_659
+    else:
+        assert metrics["data/n_customers"] == 400
+    (found,) = finished_runs(tmp_path)
+    assert found.data.tags["data_name"] == data
+    assert ("split_cutoff" in found.data.tags) == (data == "cdnow")

@@ -36,7 +36,7 @@ def test_same_seed_gives_byte_identical_parquet_and_other_seed_differs(tmp_path)
 
 
 def test_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
-    source = make_source(tmp_path)
+    source = make_source(tmp_path, "data.chunk_size=200")
     calls = {"n": 0}
     real_generate = g.BankModel.generate
 

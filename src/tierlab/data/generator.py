@@ -184,7 +184,7 @@ class BankModel:
         life = rng.geometric(np.maximum(hazard, 1e-9))  # months until closing, >= 1
         close_month = open_month + life
         closed = close_month < self.m
-        close_offset = (rng.random(n) * self.days_in_month[np.minimum(close_month, self.m - 1)])
+        close_offset = rng.random(n) * self.days_in_month[np.minimum(close_month, self.m - 1)]
         close_date = np.where(
             closed,
             self.month_starts[np.minimum(close_month, self.m - 1)]
@@ -380,9 +380,7 @@ class BankModel:
         posting_day = np.where(kind == TX_TYPES.index("salary"), 24, dim - 1)
         posting = np.isin(kind, [TX_TYPES.index(k) for k in ("salary", "fee", "interest")])
         secs = np.where(posting, posting_day * 86400 + 3600 * 6, secs)
-        ts = self.month_starts.astype("datetime64[s]")[out["month"]] + secs.astype(
-            "timedelta64[s]"
-        )
+        ts = self.month_starts.astype("datetime64[s]")[out["month"]] + secs.astype("timedelta64[s]")
         # customers closing mid-month: drop what falls on or after the close date.
         close = c["close_date"].astype("datetime64[s]")[out["row"]]
         opened = c["open_date"].astype("datetime64[s]")[out["row"]]
@@ -403,7 +401,7 @@ class BankModel:
         """Monthly profit components (Eq. in docs/synthetic_bank.md), linear in its inputs."""
         r = self.p["rates"]
         spread = r["ftp_spread"]
-        nii_dep = (bal["demand"] * spread["demand"] + bal["time_deposit"] * spread["time_deposit"])
+        nii_dep = bal["demand"] * spread["demand"] + bal["time_deposit"] * spread["time_deposit"]
         nii_loans = (
             bal["mortgage"] * spread["mortgage"]
             + bal["consumer_loan"] * spread["consumer_loan"]
@@ -413,9 +411,10 @@ class BankModel:
         best, worst = r["pd_annual"]
         pd_annual = best * (worst / best) ** ((c["risk_grade"] - 1) / 9.0)
         lgd = r["lgd"]
-        ead_loss = bal["mortgage"] * lgd["mortgage"] + (
-            bal["consumer_loan"] + bal["card_balance"]
-        ) * lgd["unsecured"]
+        ead_loss = (
+            bal["mortgage"] * lgd["mortgage"]
+            + (bal["consumer_loan"] + bal["card_balance"]) * lgd["unsecured"]
+        )
         cts = r["cost_to_serve"]
         active = bal["_active"]
         cost = active * (cts["base"] + np.where(c["rm"], cts["rm_monthly"], 0.0)[:, None])
@@ -499,9 +498,9 @@ class BankModel:
         exp_counts = self._expected_counts_by_channel(c, exp_rates)
         scale = self._amount_scale(c)
         sig = self.p["amounts"]["card_purchase"]["sigma"]
-        exp_card_spend = exp_rates["card_purchase"] * (scale["card_purchase"] * np.exp(sig**2 / 2))[
-            :, None
-        ]
+        exp_card_spend = (
+            exp_rates["card_purchase"] * (scale["card_purchase"] * np.exp(sig**2 / 2))[:, None]
+        )
         exp_fee = exp_rates["fee"] * self.p["rates"]["account_fee"]
         exp_bal["_active"] = np.ones(active.shape)
         exp_profit = self._profit(c, exp_bal, exp_counts, exp_fee, exp_card_spend)["profit"]
@@ -543,7 +542,9 @@ class BankModel:
             "product": pk,
             "open_date": c["open_date"][prow],
             "close_date": c["close_date"][prow],
-            "limit": np.where(pk == PRODUCTS.index("credit_card"), bal["card_limit"].max(1)[prow], 0.0),
+            "limit": np.where(
+                pk == PRODUCTS.index("credit_card"), bal["card_limit"].max(1)[prow], 0.0
+            ),
         }
         r, t = np.nonzero(active)
         balances = {"customer_id": ids[r], "month_index": t}

@@ -15,11 +15,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from tierlab.data.tables import BankData  # noqa: E402
+from tierlab.data.tables import BankData
 
 DEPOSITS = ("demand", "time_deposit")
 FUNDS = ("demand", "time_deposit", "wealth_management")
