@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tierlab.data.economics import PROFIT_COLUMNS, annual_pd, monthly_profit
+
 SEGMENTS_ORDER = ("mass", "affluent", "private", "sme_owner", "dormant")
 BALANCE_COLUMNS = (
     "demand",
@@ -49,16 +51,6 @@ PRODUCTS = (
     "credit_card",
     "consumer_loan",
     "mortgage",
-)
-PROFIT_COLUMNS = (
-    "nii_deposits",
-    "wealth_fees",
-    "nii_loans",
-    "fees",
-    "interchange",
-    "credit_loss",
-    "cost_to_serve",
-    "profit",
 )
 CHANNELS = ("branch", "atm", "mobile", "online", "pos", "system")
 TX_TYPES = (
@@ -85,6 +77,15 @@ class Chunk:
     profitability: dict[str, np.ndarray]
     transactions: dict[str, np.ndarray]
     truth: dict[str, np.ndarray]
+
+
+#: Share of cash withdrawals made at ATMs (the rest at a branch counter).
+ATM_SHARE = 0.9
+
+
+def card_online_share(digital: np.ndarray) -> np.ndarray:
+    """Probability that a card purchase is made online rather than at a POS terminal."""
+    return 0.25 + 0.5 * digital
 
 
 def _beta(rng: np.random.Generator, ab: np.ndarray) -> np.ndarray:
@@ -353,14 +354,16 @@ class BankModel:
                 amount = scale[kind][row] * rng.lognormal(0.0, sigma, total)
                 if kind == "card_purchase":
                     channel = np.where(
-                        rng.random(total) < 0.25 + 0.5 * c["digital"][row],
+                        rng.random(total) < card_online_share(c["digital"][row]),
                         CHANNELS.index("online"),
                         CHANNELS.index("pos"),
                     )
                 elif kind == "cash_withdrawal":
                     amount = np.maximum(np.round(amount / 10.0) * 10.0, 10.0)
                     channel = np.where(
-                        rng.random(total) < 0.9, CHANNELS.index("atm"), CHANNELS.index("branch")
+                        rng.random(total) < ATM_SHARE,
+                        CHANNELS.index("atm"),
+                        CHANNELS.index("branch"),
                     )
                 else:
                     cum = np.cumsum(human[row], axis=1)
@@ -398,47 +401,15 @@ class BankModel:
 
     # ------------------------------------------------------------------ profit
     def _profit(self, c, bal, counts_by_channel, fee_income, card_spend):
-        """Monthly profit components (Eq. in docs/synthetic_bank.md), linear in its inputs."""
-        r = self.p["rates"]
-        spread = r["ftp_spread"]
-        nii_dep = bal["demand"] * spread["demand"] + bal["time_deposit"] * spread["time_deposit"]
-        nii_loans = (
-            bal["mortgage"] * spread["mortgage"]
-            + bal["consumer_loan"] * spread["consumer_loan"]
-            + bal["card_revolving"] * spread["card_revolving"]
+        return monthly_profit(
+            self.p["rates"],
+            c["risk_grade"],
+            c["rm"],
+            bal,
+            counts_by_channel,
+            fee_income,
+            card_spend,
         )
-        # annual PD by grade: geometric between the best and the worst grade
-        best, worst = r["pd_annual"]
-        pd_annual = best * (worst / best) ** ((c["risk_grade"] - 1) / 9.0)
-        lgd = r["lgd"]
-        ead_loss = (
-            bal["mortgage"] * lgd["mortgage"]
-            + (bal["consumer_loan"] + bal["card_balance"]) * lgd["unsecured"]
-        )
-        cts = r["cost_to_serve"]
-        active = bal["_active"]
-        cost = active * (cts["base"] + np.where(c["rm"], cts["rm_monthly"], 0.0)[:, None])
-        for ch, cnt in counts_by_channel.items():
-            cost = cost + cnt * cts[ch]
-        comp = {
-            "nii_deposits": nii_dep / 12.0,
-            "wealth_fees": bal["wealth_management"] * r["wealth_fee"] / 12.0,
-            "nii_loans": nii_loans / 12.0,
-            "fees": fee_income,
-            "interchange": card_spend * r["interchange"],
-            "credit_loss": ead_loss * pd_annual[:, None] / 12.0,
-            "cost_to_serve": cost,
-        }
-        comp["profit"] = (
-            comp["nii_deposits"]
-            + comp["wealth_fees"]
-            + comp["nii_loans"]
-            + comp["fees"]
-            + comp["interchange"]
-            - comp["credit_loss"]
-            - comp["cost_to_serve"]
-        )
-        return comp
 
     def _expected_counts_by_channel(self, c, rates):
         human = self._channel_probs(c)
@@ -446,9 +417,9 @@ class BankModel:
         for kind in ("transfer", "bill_payment"):
             for i, ch in enumerate(("branch", "atm", "mobile", "online")):
                 out[ch] = out[ch] + rates[kind] * human[:, i][:, None]
-        out["atm"] = out["atm"] + 0.9 * rates["cash_withdrawal"]
-        out["branch"] = out["branch"] + 0.1 * rates["cash_withdrawal"]
-        p_online = (0.25 + 0.5 * c["digital"])[:, None]
+        out["atm"] = out["atm"] + ATM_SHARE * rates["cash_withdrawal"]
+        out["branch"] = out["branch"] + (1.0 - ATM_SHARE) * rates["cash_withdrawal"]
+        p_online = card_online_share(c["digital"])[:, None]
         out["online"] = out["online"] + rates["salary"] + rates["card_purchase"] * p_online
         out["pos"] = rates["card_purchase"] * (1.0 - p_online)
         return out
@@ -552,8 +523,7 @@ class BankModel:
             balances[name] = np.round(bal[name][r, t], 2)
         # days past due: consecutive months of delinquency for credit holders, capped at 90.
         credit = (bal["card_balance"] + bal["consumer_loan"] + bal["mortgage"]) > 0
-        best, worst = self.p["rates"]["pd_annual"]
-        pd_m = best * (worst / best) ** ((c["risk_grade"] - 1) / 9.0) / 12.0
+        pd_m = annual_pd(self.p["rates"], c["risk_grade"]) / 12.0
         dpd = np.zeros((n, m), dtype=np.int64)
         delinquent = delinquent_draw < (pd_m * 4.0)[:, None]
         run = np.zeros(n, dtype=np.int64)
