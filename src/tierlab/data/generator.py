@@ -475,8 +475,11 @@ class BankModel:
         exp_fee = exp_rates["fee"] * self.p["rates"]["account_fee"]
         exp_bal["_active"] = np.ones(active.shape)
         exp_profit = self._profit(c, exp_bal, exp_counts, exp_fee, exp_card_spend)["profit"]
-        expected_holdout = (exp_profit * survival * window).sum(axis=1)
-        realised_holdout = (profit["profit"] * window).sum(axis=1)
+        # month k after the cut-off weighs (1 + r)^-k, as in the holdout targets
+        rate = float(self.p["truth_discount_rate_monthly"])
+        discount = window * (1.0 + rate) ** -np.maximum(months_after, 0).astype(float)
+        expected_holdout = (exp_profit * survival * discount).sum(axis=1)
+        realised_holdout = (profit["profit"] * discount).sum(axis=1)
 
         delinquent_draw = rng.random(active.shape)
         return self._to_tables(

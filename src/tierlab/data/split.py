@@ -50,13 +50,13 @@ class CalibrationSplit:
             raise ValueError("this data set has no time axis (no data_end); it cannot be split")
         data_end = pd.Timestamp(data_end).normalize()
         if cutoff is None:
-            cut = _shift_months(data_end, -holdout_months)
+            cut = shift_months(data_end, -holdout_months)
         else:
             try:
                 cut = pd.Timestamp(cutoff).normalize()
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"split.cutoff={cutoff!r} is not a date: {exc}") from exc
-        holdout_end = _shift_months(cut, holdout_months)
+        holdout_end = shift_months(cut, holdout_months)
         if data_start is not None and cut <= pd.Timestamp(data_start):
             raise ValueError(
                 f"split.cutoff={cut.date()} should be after the data start "
@@ -98,7 +98,7 @@ class CalibrationSplit:
         }
 
 
-def _shift_months(day: pd.Timestamp, months: int) -> pd.Timestamp:
+def shift_months(day: pd.Timestamp, months: int) -> pd.Timestamp:
     """Shift by calendar months; a month-end date stays a month end (Jun 30 + 6 = Dec 31)."""
     if day.is_month_end:
         return day + pd.offsets.MonthEnd(months)

@@ -27,12 +27,12 @@ from tqdm.auto import tqdm
 
 from tierlab.data import generator as g
 from tierlab.data.split import CalibrationSplit
-from tierlab.data.tables import BankData
+from tierlab.data.tables import INPUT_TABLES, BankData
 
 log = logging.getLogger(__name__)
 
 #: Bump when the generative model changes, so cached data sets are regenerated.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 TABLES = ("customers", "products", "balances", "profitability", "transactions", "truth")
 #: Parameters that do not change the generated data (left out of the cache key).
 _NOT_IN_KEY = ("cache_dir", "validate", "name")
@@ -113,6 +113,7 @@ class SyntheticBank:
             data_start=pd.Timestamp(manifest["data_start"]),
             data_end=pd.Timestamp(manifest["data_end"]),
             files=files,
+            parquet={name: files[name] for name in INPUT_TABLES},
             **tables,
         )
         if self.params.get("validate", True):

@@ -43,6 +43,9 @@ class BankData:
         First and last instant covered by the data (``None`` for data without a time axis).
     files
         Source file of each table, for error messages and provenance.
+    parquet
+        Tables whose Parquet file holds exactly the in-memory frame, so that an engine may read
+        the file instead of the frame (the synthetic bank's tables; not a sampled or mapped CSV).
     """
 
     name: str
@@ -55,6 +58,7 @@ class BankData:
     data_start: pd.Timestamp | None = None
     data_end: pd.Timestamp | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    parquet: dict[str, Path] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The input tables this data set has, by name (ground truth excluded)."""

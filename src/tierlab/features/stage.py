@@ -1,0 +1,149 @@
+"""The features stage of a run: indicators and targets, written and logged to MLflow."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from tierlab.data.stage import DataStageResult
+from tierlab.features.context import Context
+from tierlab.features.dictionary import Indicator, dictionary_frame, dictionary_markdown
+from tierlab.features.engine import connect, tables
+from tierlab.features.indicators import build_indicators
+from tierlab.features.targets import build_targets
+
+log = logging.getLogger(__name__)
+MONEY_UNITS = ("currency", "currency per month")
+
+
+@dataclass
+class FeaturesResult:
+    """What later stages receive: indicators, targets (``None`` without a time axis) and the
+    data dictionary."""
+
+    indicators: pd.DataFrame
+    targets: pd.DataFrame | None
+    dictionary: list[Indicator]
+    metrics: dict[str, float]
+
+
+def run_features_stage(
+    cfg: DictConfig, data_stage: DataStageResult, output_dir: Path
+) -> FeaturesResult:
+    """Compute indicators as of the cut-off and holdout targets; log them to the active run.
+
+    Artifacts: ``features/data_dictionary.csv`` and ``.md``, ``features/summary.csv``,
+    ``features/distributions.png``; files ``indicators.parquet`` and ``targets.parquet`` in
+    the run's output folder.  Metrics ``features/...`` and ``targets/...``.
+    """
+    data, split = data_stage.data, data_stage.split
+    features = OmegaConf.to_container(cfg.features, resolve=True)
+    cutoff = split.cutoff if split is not None else data.data_end
+    if cutoff is None:  # no time axis at all: attributes as recorded
+        cutoff = pd.Timestamp("2100-01-01")
+    ctx = Context.from_config(features, cutoff)
+    started = time.perf_counter()
+    con = connect(features["engine"], features["engine_options"])
+    sources = tables(con, data)
+    indicators, dictionary = build_indicators(con, sources, ctx)
+    targets = None
+    if split is not None:
+        targets = build_targets(
+            con,
+            sources,
+            ctx,
+            split,
+            float(features["targets"]["discount_rate_monthly"]),
+            data.truth,
+        )
+    seconds = time.perf_counter() - started
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    indicators.to_parquet(output_dir / "indicators.parquet", index=False)
+    if targets is not None:
+        targets.to_parquet(output_dir / "targets.parquet", index=False)
+    folder = output_dir / "features"
+    folder.mkdir(exist_ok=True)
+    dictionary_frame(dictionary).to_csv(folder / "data_dictionary.csv", index=False)
+    (folder / "data_dictionary.md").write_text(dictionary_markdown(dictionary))
+    summary = indicator_summary(indicators, dictionary)
+    summary.to_csv(folder / "summary.csv")
+    fig = plot_distributions(indicators, dictionary)
+    fig.savefig(folder / "distributions.png", dpi=90)
+    plt.close(fig)
+    mlflow.log_artifacts(str(folder), "features")
+
+    values = indicators.drop(columns="customer_id")
+    metrics = {
+        "features/n_customers": float(len(indicators)),
+        "features/n_indicators": float(values.shape[1]),
+        "features/missing_share": float(values.isna().to_numpy().mean()) if len(values) else 0.0,
+        "features/seconds": seconds,
+    }
+    if targets is not None and len(targets):
+        metrics["targets/active_share"] = float(targets["holdout_active"].mean())
+        metrics["targets/mean_holdout_value"] = float(targets["holdout_value"].mean())
+        if "true_expected_value" in targets:
+            corr = targets["holdout_value"].corr(targets["true_expected_value"])
+            if math.isfinite(corr):
+                metrics["targets/truth_correlation"] = float(corr)
+    mlflow.log_metrics(metrics)
+    log.info(
+        "features: %d indicators for %d customers in %.1f s on %s",
+        values.shape[1],
+        len(indicators),
+        seconds,
+        features["engine"],
+    )
+    return FeaturesResult(indicators, targets, dictionary, metrics)
+
+
+def indicator_summary(indicators: pd.DataFrame, dictionary: list[Indicator]) -> pd.DataFrame:
+    """Family, unit, missing share, mean and quantiles of every indicator."""
+    values = indicators[[d.name for d in dictionary]].astype("float64")
+    summary = values.describe(percentiles=[0.05, 0.5, 0.95]).T
+    summary.insert(0, "family", [d.family for d in dictionary])
+    summary.insert(1, "unit", [d.unit for d in dictionary])
+    summary.insert(2, "missing_share", values.isna().mean().to_numpy())
+    return summary
+
+
+def plot_distributions(
+    indicators: pd.DataFrame, dictionary: list[Indicator], max_panels: int = 36
+) -> plt.Figure:
+    """Histograms of the indicators (money on a signed log scale), coloured by family."""
+    shown = [d for d in dictionary if d.unit not in ("flag",)][:max_panels]
+    cols = 6
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.3 * rows), squeeze=False)
+    colours = dict(zip(sorted({d.family for d in dictionary}), plt.cm.tab10.colors, strict=False))
+    for ax, ind in zip(axes.ravel(), shown, strict=False):
+        x = indicators[ind.name].astype("float64").dropna().to_numpy()
+        label = ind.name
+        if ind.unit in MONEY_UNITS:
+            x = np.sign(x) * np.log10(1.0 + np.abs(x))
+            label += " (signed log10)"
+        if len(x):
+            ax.hist(x, bins=40, color=colours[ind.family])
+        ax.set_title(label, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(shown) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"Indicator distributions at the cut-off ({len(indicators):,} customers; "
+        f"{len(shown)} of {len(dictionary)} indicators, flags omitted)"
+    )
+    fig.tight_layout()
+    return fig
