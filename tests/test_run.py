@@ -111,3 +111,21 @@ def test_run_on_real_data_sets(tmp_path, shared_data_dir, data):
     (found,) = finished_runs(tmp_path)
     assert found.data.tags["data_name"] == data
     assert ("split_cutoff" in found.data.tags) == (data == "cdnow")
+
+
+def test_module_entry_point_prints_the_composed_config():
+    out = subprocess.run(
+        [sys.executable, "-m", "tierlab.run", "--cfg", "job", "data.n_customers=123"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "n_customers: 123" in out.stdout
+
+
+def test_importing_tierlab_turns_mlflow_telemetry_off():
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY",)}
+    code = "import tierlab, os; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "true"

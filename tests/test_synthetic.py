@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from tierlab.config import compose
 from tierlab.data import generator as g
 from tierlab.data.realism import check_targets, realism_metrics
+from tierlab.data.split import CalibrationSplit
 from tierlab.data.synthetic import SyntheticBank
 
 
@@ -129,16 +130,104 @@ def test_checks_fail_when_a_shape_is_lost(bank):
     ]
 
 
-def test_ground_truth_matches_realised_holdout_profit(bank):
+def discounted_holdout_profit(cfg, data) -> pd.Series:
+    """The split's holdout profit per customer, discounted like the targets (month k: (1+r)^-k)."""
+    split = CalibrationSplit.from_config(
+        cfg.split.cutoff, cfg.split.holdout_months, data.data_start, data.data_end
+    )
+    hold = split.holdout(data.profitability, "month")
+    k = (
+        (hold["month"].dt.year - split.cutoff.year) * 12
+        + hold["month"].dt.month
+        - split.cutoff.month
+    )
+    rate = cfg.features.targets.discount_rate_monthly
+    return (hold["profit"] * (1 + rate) ** -k).groupby(hold["customer_id"]).sum()
+
+
+def test_realised_truth_is_the_splits_discounted_holdout_profit(bank):
+    cfg, data = bank
+    truth = data.truth.set_index("customer_id")
+    alive = truth.loc[truth["alive_at_cutoff"]]
+    expected = discounted_holdout_profit(cfg, data).reindex(alive.index, fill_value=0.0)
+    np.testing.assert_allclose(alive["realised_holdout_profit"], expected, rtol=1e-9, atol=1e-3)
+
+
+def test_ground_truth_values_who_is_not_a_customer_at_the_cutoff(bank):
+    _, data = bank
+    truth, cu = data.truth.set_index("customer_id"), data.customers.set_index("customer_id")
+    cutoff = data.data_end - pd.DateOffset(months=12)
+    not_yet = cu["open_date"] > cutoff
+    gone = cu["close_date"] <= cutoff
+    assert not_yet.sum() > 100 and gone.sum() > 100
+    assert truth.loc[not_yet, "expected_holdout_profit"].isna().all()
+    assert (truth.loc[gone, "expected_holdout_profit"] == 0).all()
+    assert truth.loc[~not_yet & ~gone, "expected_holdout_profit"].notna().all()
+
+
+def test_ground_truth_is_unbiased_and_ranks_like_realised_value(bank):
     _, data = bank
     truth = data.truth.loc[data.truth["alive_at_cutoff"]]
     expected, realised = truth["expected_holdout_profit"], truth["realised_holdout_profit"]
-    # unbiased on average, and it ranks customers like the realised value does
     assert abs(expected.sum() / realised.sum() - 1.0) < 0.05
     assert np.corrcoef(expected, realised)[0, 1] > 0.8
     by_segment = truth.groupby("latent_segment", observed=True)["expected_holdout_profit"].mean()
     assert by_segment["private"] > by_segment["affluent"] > by_segment["mass"]
     assert by_segment["dormant"] < 0
-    # customers gone before the cut-off are worth nothing
-    gone = data.truth.loc[~data.truth["alive_at_cutoff"], "expected_holdout_profit"]
-    assert (gone == 0).all()
+
+
+def test_ground_truth_accounts_for_attrition(tmp_path):
+    """With 60 % annual attrition a fifth of the holdout value is lost to closings: a truth
+    without the survival term would overstate the realised value by ~25 %."""
+    segments = ["mass", "affluent", "private", "sme_owner", "dormant"]
+    churn = [f"data.segments.{s}.attrition=0.6" for s in segments]
+    cfg = compose(
+        ["data.n_customers=20000", f"data.cache_dir={tmp_path}", *churn], output_dir=tmp_path
+    )
+    data = instantiate(cfg.data, _convert_="all").load()
+    truth = data.truth.loc[data.truth["alive_at_cutoff"]]
+    for group in (truth, truth.loc[truth["latent_segment"] != "dormant"]):
+        ratio = group["expected_holdout_profit"].sum() / group["realised_holdout_profit"].sum()
+        assert abs(ratio - 1.0) < 0.05
+    loss_makers = truth.loc[truth["latent_segment"] == "dormant"]
+    ratio = (
+        loss_makers["expected_holdout_profit"].sum() / loss_makers["realised_holdout_profit"].sum()
+    )
+    assert abs(ratio - 1.0) < 0.1
+    alive = data.customers.set_index("customer_id").loc[truth["customer_id"]]
+    assert alive["close_date"].notna().mean() > 0.3  # closed during the holdout
+
+
+def test_the_split_changes_only_the_ground_truth(tmp_path):
+    twelve = make_source(tmp_path, "split.holdout_months=12").load()
+    six = make_source(tmp_path, "split.holdout_months=6").load()
+    assert twelve.fingerprint() == six.fingerprint()
+    assert not np.allclose(
+        twelve.truth["expected_holdout_profit"].fillna(0),
+        six.truth["expected_holdout_profit"].fillna(0),
+    )
+
+
+def test_a_mid_month_cutoff_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"split.cutoff=2024-06-15 is not a month end"):
+        make_source(tmp_path, "split.cutoff=2024-06-15", "split.holdout_months=6").load()
+
+
+def test_loans_are_held_from_their_start_to_their_maturity(bank):
+    _, data = bank
+    bal, products = data.balances, data.products
+    for loan in ("consumer_loan", "mortgage"):
+        held = products.loc[products["product"] == loan].set_index("customer_id")
+        outstanding = bal.loc[bal[loan] > 0]
+        first = outstanding.groupby("customer_id")["month"].min()
+        last = outstanding.groupby("customer_id")["month"].max()
+        assert set(first.index) <= set(held.index)
+        # opened no later than the first month-end with a balance, closed after the last one
+        assert (held.loc[first.index, "open_date"] <= first).all()
+        closes = held.loc[last.index, "close_date"]
+        assert ((closes > last) | closes.isna()).all()
+        # and no balance before the loan was opened
+        starts = outstanding["customer_id"].map(held["open_date"])
+        assert (outstanding["month"] >= starts).all()
+    repaid = products.loc[products["product"] == "consumer_loan", "close_date"].notna()
+    assert repaid.any()

@@ -18,9 +18,10 @@ def test_flatten_config_nests_keys_and_truncates_long_values():
     assert flat["long"].endswith(tracking.TRUNCATION_MARK)
 
 
-def test_flatten_config_rejects_a_limit_shorter_than_the_marker():
-    with pytest.raises(ValueError, match=r"max_param_length=5 should be > 14"):
-        tracking.flatten_config({"a": 1}, max_length=5)
+@pytest.mark.parametrize("limit", [5, 7000])
+def test_flatten_config_rejects_limits_outside_mlflows(limit):
+    with pytest.raises(ValueError, match=rf"max_param_length={limit} should be > 14 and <= 6000"):
+        tracking.flatten_config({"a": 1}, max_length=limit)
 
 
 def test_git_state_outside_a_repository_is_unknown(tmp_path):
@@ -60,6 +61,12 @@ def test_parent_run_logs_params_tags_config_and_finishes(cfg, tmp_path):
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "config")]
     assert artifacts == ["config/resolved_config.yaml"]
     assert str(tmp_path / "artifacts") in got.info.artifact_uri
+
+
+def test_ctrl_c_ends_the_run_killed(cfg):
+    with pytest.raises(KeyboardInterrupt), tracking.parent_run(cfg, "stopped") as run:
+        raise KeyboardInterrupt
+    assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
 
 
 def test_parent_run_is_failed_and_the_error_re_raised(cfg):

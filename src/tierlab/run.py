@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -32,6 +35,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     OmegaConf.set_struct(cfg, True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     run_name = cfg.tracking.run_name or f"{cfg.task_name}-{cfg.data.name}"
     with tracking.parent_run(cfg, run_name) as active:
         metrics: dict[str, float] = {}
@@ -52,6 +56,9 @@ register_resolvers()
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimised metric (for sweeps) when one is configured."""
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a scheduler stopping the job) unwinds like an error: the run ends FAILED.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     metrics = run(cfg)
     if cfg.optimized_metric:
         return metrics[cfg.optimized_metric]

@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from tierlab import __version__
@@ -24,18 +24,12 @@ from tierlab.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
-# Quiet, offline MLflow: no telemetry, no artifact progress bars in logs.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-
-import mlflow  # noqa: E402
-
 for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
-#: MLflow's own limits (mlflow.utils.validation): key length; values are capped by config.
+#: MLflow's own limits (mlflow.utils.validation): key and value length.
 MAX_PARAM_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
 TRUNCATION_MARK = "...[truncated]"
 
 
@@ -45,9 +39,10 @@ def flatten_config(cfg: DictConfig | Mapping[str, Any], max_length: int) -> dict
     Values longer than ``max_length`` characters are cut and end with ``...[truncated]``, so
     the result always satisfies MLflow's parameter-length limit.
     """
-    if max_length <= len(TRUNCATION_MARK):
+    if not len(TRUNCATION_MARK) < max_length <= MAX_PARAM_VALUE_LENGTH:
         raise ValueError(
-            f"max_param_length={max_length} should be > {len(TRUNCATION_MARK)} characters"
+            f"max_param_length={max_length} should be > {len(TRUNCATION_MARK)} and <= "
+            f"{MAX_PARAM_VALUE_LENGTH} (MLflow's limit) characters"
         )
     container = (
         OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
@@ -107,8 +102,9 @@ def configure(tracking: DictConfig) -> str:
 def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
     """The run's MLflow parent run: params, base tags and resolved config logged up front.
 
-    Ends FINISHED on success and FAILED on any exception (which is re-raised), so no run is
-    ever left RUNNING.
+    Ends FINISHED on success, KILLED on Ctrl-C and FAILED on any other exception (SIGTERM
+    included, see :func:`tierlab.run.main`); the exception is re-raised, so no run is ever left
+    RUNNING.
     """
     configure(cfg.tracking)
     run = mlflow.start_run(run_name=run_name)
@@ -127,8 +123,12 @@ def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
         )
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved_config.yaml")
         yield run
-    except BaseException:
-        mlflow.end_run(status="FAILED")
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        try:
+            mlflow.end_run(status=status)
+        except Exception:  # never hide the original error behind a tracking error
+            log.exception("could not mark MLflow run %s as %s", run.info.run_id, status)
         raise
     mlflow.end_run(status="FINISHED")
 
@@ -140,4 +140,4 @@ def run_url(run: mlflow.ActiveRun) -> str:
     path = f"#/experiments/{info.experiment_id}/runs/{info.run_id}"
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/{path}"
-    return f"{uri} (make mlflow-ui, then http://127.0.0.1:5000/{path})"
+    return f"{uri} (mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{path})"

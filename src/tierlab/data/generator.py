@@ -170,7 +170,7 @@ class BankModel:
         new = rng.random(n) < p["new_customer_share"]
         open_month = np.where(new, rng.integers(1, self.m, n), 0)
         tenure_days = rng.exponential(sp("tenure_years", segment) * 365.25, n).astype(np.int64)
-        tenure_days = np.minimum(tenure_days + 30, ((age - 18) * 365.25).astype(np.int64) + 30)
+        tenure_days = np.minimum(tenure_days + 30, ((age - 18) * 365.25).astype(np.int64))
         start = self.month_starts[0]
         offset = (rng.random(n) * self.days_in_month[open_month]).astype(np.int64)
         open_date = np.where(
@@ -236,7 +236,7 @@ class BankModel:
         liquid = np.where(has["current_account"], liquid, 0.0)
         deposits = funds * (1.0 - wm_share)
         growth = rng.normal(sp("funds_growth", seg), 0.004, n)[:, None]
-        trend = np.exp(growth * (t - self.cut))  # base values are levels at the cut-off month
+        trend = np.exp(growth * t)  # base values are the levels of the first month
         phi, sd = p["balance_noise"]["phi"], p["balance_noise"]["sd"]
         expected, realised = {}, {}
         for name, base in (
@@ -259,7 +259,8 @@ class BankModel:
         realised["card_revolving"] = card_real * revolve_share[:, None]
         expected["card_limit"] = realised["card_limit"] = limit[:, None] * np.ones((1, m))
         # loans: linear amortisation from a start month that may precede the window.
-        installment = np.zeros(n)
+        installment = np.zeros((n, m))
+        loans = {}
         for name, (lo, hi), (tlo, thi) in (
             ("consumer_loan", (3.0, 12.0), (24, 72)),
             ("mortgage", (40.0, 120.0), (180, 360)),
@@ -269,20 +270,18 @@ class BankModel:
             start = np.maximum(rng.integers(-term + 1, m), c["open_month"])
             age_m = t - start[:, None]
             out = principal[:, None] * np.clip(1.0 - age_m / term[:, None], 0.0, 1.0)
-            out = np.where(age_m >= 0, out, 0.0)
-            expected[name] = realised[name] = out
-            installment += principal / term
-            has[name] &= (start < c["close_month"]) & (start + term > c["open_month"])
-        installment_m = np.zeros((n, m))
-        for name in ("consumer_loan", "mortgage"):
-            installment_m += np.where(realised[name] > 0, 1.0, 0.0)
+            running = (age_m >= 0) & (age_m < term[:, None])
+            expected[name] = realised[name] = np.where(running, out, 0.0)
+            installment += np.where(running, (principal / term)[:, None], 0.0)
+            has[name] &= start < c["close_month"]
+            loans[name] = (start, term)
         # realised balances exist while the relationship is open; expected balances from the
         # opening on (the probability of having closed is applied by the ground truth).
         opened = t >= c["open_month"][:, None]
         for name in BALANCE_COLUMNS:
             realised[name] = np.where(active, realised[name], 0.0)
             expected[name] = np.where(opened, expected[name], 0.0)
-        return has, active, expected, realised, installment, installment_m > 0
+        return has, active, expected, realised, installment, loans
 
     # ------------------------------------------------------------------ transactions
     def _rates(self, c, has, active, paying):
@@ -347,7 +346,7 @@ class BankModel:
                 amount = interest_amount[row, month]
                 channel = np.full(total, CHANNELS.index("system"))
             elif kind == "loan_repayment":
-                amount = installment[row]
+                amount = installment[row, month]
                 channel = np.full(total, CHANNELS.index("system"))
             else:
                 sigma = a[kind]["sigma"]
@@ -429,7 +428,8 @@ class BankModel:
         """Generate every table for the customers ``ids``."""
         c = self._customers(rng, ids)
         c["rm"] = self._seg_param("relationship_manager", c["segment"]) > 0
-        has, active, exp_bal, bal, installment, paying = self._holdings_and_balances(rng, c)
+        has, active, exp_bal, bal, installment, loans = self._holdings_and_balances(rng, c)
+        paying = installment > 0
         rates = self._rates(c, has, active, paying)
         cr = self.p["rates"]["customer_rate"]
         interest_rate_m = (
@@ -480,14 +480,66 @@ class BankModel:
         discount = window * (1.0 + rate) ** -np.maximum(months_after, 0).astype(float)
         expected_holdout = (exp_profit * survival * discount).sum(axis=1)
         realised_holdout = (profit["profit"] * discount).sum(axis=1)
+        # not yet a customer at the cut-off: no value to predict
+        not_yet = c["open_month"] > self.cut
+        expected_holdout[not_yet] = np.nan
+        realised_holdout[not_yet] = np.nan
 
         delinquent_draw = rng.random(active.shape)
         return self._to_tables(
-            c, has, active, bal, profit, tx, delinquent_draw, expected_holdout, realised_holdout
+            c,
+            has,
+            loans,
+            active,
+            bal,
+            profit,
+            tx,
+            delinquent_draw,
+            expected_holdout,
+            realised_holdout,
         )
 
+    def _month_start(self, index: np.ndarray) -> np.ndarray:
+        """Start day of month ``index`` of the window (negative = before the window)."""
+        first = self.month_starts[0].astype("datetime64[M]")
+        return (first + index.astype("timedelta64[M]")).astype("datetime64[D]")
+
+    def _product_dates(self, c, loans, prow, pk):
+        """Open and close dates of each holding: with the relationship, except that loans run
+        from their start month to their maturity."""
+        open_date = c["open_date"][prow].copy()
+        close_date = c["close_date"][prow].copy()
+        for name, (start, term) in loans.items():
+            is_loan = pk == PRODUCTS.index(name)
+            rows = prow[is_loan]
+            loan_open = self._month_start(start[rows])
+            open_date[is_loan] = np.maximum(open_date[is_loan], loan_open)
+            maturity_month = start[rows] + term[rows]
+            maturity = np.where(
+                maturity_month < self.m,
+                self._month_start(np.minimum(maturity_month, self.m)),
+                np.datetime64("NaT"),
+            )
+            rel_close = close_date[is_loan]
+            close_date[is_loan] = np.where(
+                np.isnat(maturity),
+                rel_close,
+                np.where(np.isnat(rel_close), maturity, np.minimum(maturity, rel_close)),
+            )
+        return open_date, close_date
+
     def _to_tables(
-        self, c, has, active, bal, profit, tx, delinquent_draw, expected_holdout, realised_holdout
+        self,
+        c,
+        has,
+        loans,
+        active,
+        bal,
+        profit,
+        tx,
+        delinquent_draw,
+        expected_holdout,
+        realised_holdout,
     ):
         n, m = active.shape
         ids = c["customer_id"]
@@ -501,7 +553,8 @@ class BankModel:
             "occupation": c["occupation"],
             "risk_grade": c["risk_grade"],
         }
-        # products: one row per holding; open at the relationship start, close with it.
+        # products: one row per holding; open at the relationship start and close with it,
+        # loans from their start month to their maturity.
         prod_rows, prod_ids = [], []
         for k, name in enumerate(PRODUCTS):
             held = has[name]
@@ -511,11 +564,12 @@ class BankModel:
         pk = np.concatenate(prod_rows)
         order = np.lexsort((pk, prow))
         prow, pk = prow[order], pk[order]
+        open_date, close_date = self._product_dates(c, loans, prow, pk)
         products = {
             "customer_id": ids[prow],
             "product": pk,
-            "open_date": c["open_date"][prow],
-            "close_date": c["close_date"][prow],
+            "open_date": open_date,
+            "close_date": close_date,
             "limit": np.where(
                 pk == PRODUCTS.index("credit_card"), bal["card_limit"].max(1)[prow], 0.0
             ),

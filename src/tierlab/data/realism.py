@@ -21,7 +21,6 @@ import pandas as pd
 
 from tierlab.data.tables import BankData
 
-DEPOSITS = ("demand", "time_deposit")
 FUNDS = ("demand", "time_deposit", "wealth_management")
 #: transaction types the bank books by itself: they do not show that a customer is active
 SYSTEM_TYPES = ("fee", "interest", "loan_repayment")
@@ -33,6 +32,12 @@ def _trailing_profit(data: BankData, column: str = "profit") -> pd.Series:
     return pr.loc[pr["month"] > start].groupby("customer_id")[column].sum()
 
 
+def _funds_margin(data: BankData) -> pd.Series:
+    """12-month margin the bank earns on a customer's funds: deposit spread + wealth fees."""
+    columns = [c for c in ("nii_deposits", "wealth_fees") if c in data.profitability.columns]
+    return sum(_trailing_profit(data, c) for c in columns)
+
+
 def _open_at_end(data: BankData) -> pd.Index:
     cu = data.customers
     still_open = cu["close_date"].isna() | (cu["close_date"] > data.data_end)
@@ -40,28 +45,28 @@ def _open_at_end(data: BankData) -> pd.Index:
 
 
 def _liquidity_premium(data: BankData, profit: pd.Series) -> tuple[float, pd.DataFrame]:
-    """Deposit margin of demand-heavy vs time-deposit-heavy customers with equal deposits.
+    """Value per unit of funds of demand-heavy vs fixed-heavy customers with equal funds.
 
-    Customers are binned by deposit funds (demand + time) at the data end; within each bin
-    with at least 10 customers in both groups, the mean 12-month margin of demand-heavy
-    (>= 70 % on demand) and time-heavy (<= 30 %) customers is compared.  The premium is
-    ``sum(demand-heavy means) / sum(time-heavy means)`` over those bins: > 1 when liquid funds
-    earn the bank more, as BANKING.md says they should.
+    Customers are binned into octiles of funds (demand + time deposit + wealth management) at
+    the data end.  Within each bin with at least 10 customers in both groups, the mean 12-month
+    value per unit of funds of demand-heavy (>= 70 % of funds on demand) and fixed-heavy
+    (<= 30 %) customers is compared; the premium is the mean over those bins of
+    ``demand-heavy mean / fixed-heavy mean``: > 1 when liquid funds are worth more, as
+    BANKING.md says they are.
     """
     bal = data.balances
     last = bal.loc[bal["month"] == bal["month"].max()].set_index("customer_id")
-    deposits = last[list(DEPOSITS)].sum(axis=1)
+    deposits = last[[c for c in FUNDS if c in last.columns]].sum(axis=1)
     frame = pd.DataFrame(
         {
             "deposits": deposits,
             "liquid_share": last["demand"] / deposits.where(deposits > 0),
-            "profit": profit.reindex(last.index),
+            "profit": profit.reindex(last.index) / deposits.where(deposits > 0),
         }
     ).dropna()
-    frame = frame.loc[frame["deposits"] > 0]
     frame["group"] = np.select(
         [frame["liquid_share"] >= 0.7, frame["liquid_share"] <= 0.3],
-        ["demand-heavy", "time-heavy"],
+        ["demand-heavy", "fixed-heavy"],
         default="mixed",
     )
     frame["funds_bin"] = pd.qcut(np.log(frame["deposits"]), 8, labels=False, duplicates="drop")
@@ -71,13 +76,14 @@ def _liquidity_premium(data: BankData, profit: pd.Series) -> tuple[float, pd.Dat
         .agg(["mean", "size"])
         .unstack("group")
     )
-    both = table[("size", "demand-heavy")].ge(10) & table[("size", "time-heavy")].ge(10)
+    both = table[("size", "demand-heavy")].ge(10) & table[("size", "fixed-heavy")].ge(10)
     table = table.loc[both]
     if table.empty:
         return float("nan"), table
-    time_heavy = table[("mean", "time-heavy")].sum()
-    premium = table[("mean", "demand-heavy")].sum() / time_heavy if time_heavy > 0 else np.nan
-    return float(premium), table
+    fixed_heavy = table[("mean", "fixed-heavy")]
+    if (fixed_heavy <= 0).any():
+        return float("nan"), table  # a ratio to a loss is meaningless
+    return float((table[("mean", "demand-heavy")] / fixed_heavy).mean()), table
 
 
 def realism_metrics(data: BankData) -> dict[str, Any]:
@@ -88,7 +94,10 @@ def realism_metrics(data: BankData) -> dict[str, Any]:
     dict
         ``top20_profit_share``, ``loss_making_share``, ``annual_attrition``,
         ``cross_sell_depth``, ``active_share``, ``penetration`` (dict by product),
-        ``top5_aum_share``, ``aum_skewness_log``, ``demand_heavy_premium``.
+        ``top5_aum_share``, ``aum_skewness_log``, ``demand_heavy_premium`` (margin on funds,
+        deposit spread + wealth fees, per unit of funds, of demand-heavy / fixed-heavy customers
+        with equal funds; total profit is not used because loans and the segment mix confound
+        it).
     """
     out: dict[str, Any] = {}
     if data.profitability is not None and data.data_end is not None:
@@ -126,8 +135,7 @@ def realism_metrics(data: BankData) -> dict[str, Any]:
         out["top5_aum_share"] = float(aum.iloc[: max(1, int(0.05 * len(aum)))].sum() / aum.sum())
         out["aum_skewness_log"] = float(pd.Series(np.log1p(aum)).skew())
         if data.profitability is not None:
-            margin = _trailing_profit(data, "nii_deposits")
-            out["demand_heavy_premium"], _ = _liquidity_premium(data, margin)
+            out["demand_heavy_premium"], _ = _liquidity_premium(data, _funds_margin(data))
     return out
 
 
@@ -206,17 +214,16 @@ def plot_realism(data: BankData, targets: Mapping[str, Any] | None = None) -> pl
         )
     ax = axes[1, 1]
     if data.balances is not None and data.profitability is not None:
-        premium, table = _liquidity_premium(data, _trailing_profit(data, "nii_deposits"))
+        premium, table = _liquidity_premium(data, _funds_margin(data))
         if not table.empty:
             idx = np.arange(len(table))
             ax.bar(idx - 0.2, table[("mean", "demand-heavy")], 0.4, label="demand-heavy (>=70 %)")
-            ax.bar(idx + 0.2, table[("mean", "time-heavy")], 0.4, label="time-heavy (<=30 %)")
+            ax.bar(idx + 0.2, table[("mean", "fixed-heavy")], 0.4, label="fixed-heavy (<=30 %)")
             ax.set_xticks(idx, [f"q{int(b) + 1}" for b in table.index])
             ax.legend(fontsize=8)
-        ax.set_xlabel("bins of equal deposit funds (low to high)")
-        ax.set_yscale("log")
-        ax.set_ylabel("mean 12-month deposit margin (log scale)")
-        ax.set_title(f"Equal deposits, liquid ones earn more (x{premium:.2f})", fontsize=10)
+        ax.set_xlabel("bins of equal funds (low to high)")
+        ax.set_ylabel("12-month margin per unit of funds")
+        ax.set_title(f"Equal funds, liquid ones earn more (x{premium:.2f})", fontsize=10)
     fig.suptitle(f"Realism of data set '{data.name}'")
     fig.tight_layout()
     return fig

@@ -32,10 +32,10 @@ from tierlab.data.tables import INPUT_TABLES, BankData
 log = logging.getLogger(__name__)
 
 #: Bump when the generative model changes, so cached data sets are regenerated.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 TABLES = ("customers", "products", "balances", "profitability", "transactions", "truth")
 #: Parameters that do not change the generated data (left out of the cache key).
-_NOT_IN_KEY = ("cache_dir", "validate", "name")
+_NOT_IN_KEY = ("cache_dir", "validate", "name", "targets")
 
 _CATEGORIES = {
     ("customers", "region"): None,  # filled from the config's region names
@@ -90,6 +90,7 @@ class SyntheticBank:
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the data set is not
         try:
             manifest = self._write_tables(tmp)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -109,14 +110,14 @@ class SyntheticBank:
         files = {name: folder / f"{name}.parquet" for name in TABLES}
         tables = {name: pd.read_parquet(path) for name, path in files.items()}
         data = BankData(
-            name=self.params.get("name", "synthetic"),
+            name=self.params["name"],
             data_start=pd.Timestamp(manifest["data_start"]),
             data_end=pd.Timestamp(manifest["data_end"]),
             files=files,
             parquet={name: files[name] for name in INPUT_TABLES},
             **tables,
         )
-        if self.params.get("validate", True):
+        if self.params["validate"]:
             from tierlab.data.schemas import validate_bank
 
             data = validate_bank(data)
@@ -136,6 +137,11 @@ class SyntheticBank:
         split = CalibrationSplit.from_config(
             p.get("truth_cutoff"), int(p["truth_horizon_months"]), data_start, data_end
         )
+        if not split.cutoff.is_month_end:
+            raise ValueError(
+                f"split.cutoff={split.cutoff.date()} is not a month end: the synthetic bank's "
+                "ground truth is monthly, so its cut-off must be the last day of a month"
+            )
         cut_month = (split.cutoff.year - first.year) * 12 + split.cutoff.month - first.month
         return month_starts, data_start, data_end, cut_month
 
