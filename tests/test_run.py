@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
@@ -49,6 +50,22 @@ def test_run_returns_metrics_and_tracks_one_finished_run(tmp_path):
     data_artifacts = {a.path for a in client.list_artifacts(found.info.run_id, "data")}
     assert data_artifacts == {"data/data_summary.json", "data/realism.png"}
     assert (tmp_path / "out" / "realism.png").stat().st_size > 10_000
+    # the features stage: indicators, targets, data dictionary and summary
+    assert metrics["features/n_indicators"] >= 25
+    assert metrics["features/n_customers"] == metrics["targets/n_customers"]
+    feature_artifacts = {a.path for a in client.list_artifacts(found.info.run_id, "features")}
+    assert feature_artifacts == {
+        "features/data_dictionary.csv",
+        "features/data_dictionary.md",
+        "features/summary.csv",
+        "features/distributions.png",
+    }
+    indicators = pd.read_parquet(tmp_path / "out" / "indicators.parquet")
+    targets = pd.read_parquet(tmp_path / "out" / "targets.parquet")
+    assert indicators["customer_id"].tolist() == targets["customer_id"].tolist()
+    assert not set(targets.columns) & (set(indicators.columns) - {"customer_id"})
+    btyd = pd.read_parquet(tmp_path / "out" / "btyd_summary.parquet")
+    assert btyd.columns.tolist() == ["customer_id", "frequency", "recency", "T", "monetary_value"]
 
 
 def test_same_config_and_seed_give_the_same_numbers(tmp_path):

@@ -96,7 +96,13 @@ def build_indicators(
                 )
             )
         result = result.drop("first_transaction_s")
-    fills = {d.name: d.fill for d in docs if d.fill is not None}
-    result = result.mutate(**{name: result[name].fill_null(value) for name, value in fills.items()})
+    filled = {}
+    for doc in docs:
+        column = result[doc.name]
+        if doc.unit in ("count", "flag"):  # whole numbers stay whole on every engine
+            filled[doc.name] = column.fill_null(0).cast("int64")
+        elif doc.fill is not None:
+            filled[doc.name] = column.fill_null(doc.fill)
+    result = result.mutate(**filled)
     frame = con.execute(result.select("customer_id", *[d.name for d in docs]))
     return frame.sort_values("customer_id", ignore_index=True), docs

@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from tierlab.data.stage import DataStageResult
+from tierlab.features.btyd import BTYD_COLUMNS
 from tierlab.features.context import Context
 from tierlab.features.dictionary import Indicator, dictionary_frame, dictionary_markdown
 from tierlab.features.engine import connect, tables
@@ -45,8 +46,9 @@ def run_features_stage(
     """Compute indicators as of the cut-off and holdout targets; log them to the active run.
 
     Artifacts: ``features/data_dictionary.csv`` and ``.md``, ``features/summary.csv``,
-    ``features/distributions.png``; files ``indicators.parquet`` and ``targets.parquet`` in
-    the run's output folder.  Metrics ``features/...`` and ``targets/...``.
+    ``features/distributions.png``; files ``indicators.parquet``, ``targets.parquet`` and
+    ``btyd_summary.parquet`` in the run's output folder.  Metrics ``features/...`` and
+    ``targets/...``.
     """
     data, split = data_stage.data, data_stage.split
     features = OmegaConf.to_container(cfg.features, resolve=True)
@@ -74,6 +76,9 @@ def run_features_stage(
     indicators.to_parquet(output_dir / "indicators.parquet", index=False)
     if targets is not None:
         targets.to_parquet(output_dir / "targets.parquet", index=False)
+    btyd = btyd_summary(indicators)
+    if btyd is not None:
+        btyd.to_parquet(output_dir / "btyd_summary.parquet", index=False)
     folder = output_dir / "features"
     folder.mkdir(exist_ok=True)
     dictionary_frame(dictionary).to_csv(folder / "data_dictionary.csv", index=False)
@@ -93,6 +98,7 @@ def run_features_stage(
         "features/seconds": seconds,
     }
     if targets is not None and len(targets):
+        metrics["targets/n_customers"] = float(len(targets))
         metrics["targets/active_share"] = float(targets["holdout_active"].mean())
         metrics["targets/mean_holdout_value"] = float(targets["holdout_value"].mean())
         if "true_expected_value" in targets:
@@ -108,6 +114,15 @@ def run_features_stage(
         features["engine"],
     )
     return FeaturesResult(indicators, targets, dictionary, metrics)
+
+
+def btyd_summary(indicators: pd.DataFrame) -> pd.DataFrame | None:
+    """The BTYD summary in the standard column names, for customers with a purchase."""
+    names = {f"btyd_{c}": c for c in BTYD_COLUMNS if c != "customer_id"}
+    if not set(names) <= set(indicators.columns):
+        return None
+    frame = indicators[["customer_id", *names]].rename(columns=names)
+    return frame.dropna(subset=["frequency"]).reset_index(drop=True)
 
 
 def indicator_summary(indicators: pd.DataFrame, dictionary: list[Indicator]) -> pd.DataFrame:
