@@ -17,21 +17,22 @@
 # Run an experiment on a small synthetic bank, then look at what it produced: the tables, the
 # calibration/holdout split, the realism checks and the MLflow run.
 # Extra Hydra overrides can be passed in the environment variable `TIERLAB_OVERRIDES`
-# (space-separated); the test suite uses it to keep the MLflow store in a temporary folder.
+# (space-separated) and the output folder in `TIERLAB_OUTPUT_DIR`; the test suite uses them to
+# keep the MLflow store and outputs in a temporary folder.
 
 # %%
 import os
-import tempfile
 
 import mlflow
 import pandas as pd
 
-from tierlab.config import compose
+from tierlab.config import PROJECT_ROOT, compose
 from tierlab.data import load_data
 from tierlab.run import run
 
 overrides = ["data.n_customers=2000", *os.environ.get("TIERLAB_OVERRIDES", "").split()]
-cfg = compose(overrides, output_dir=tempfile.mkdtemp(prefix="tierlab-quickstart-"))
+output_dir = os.environ.get("TIERLAB_OUTPUT_DIR", str(PROJECT_ROOT / "outputs" / "quickstart"))
+cfg = compose(overrides, output_dir=output_dir)
 print(
     cfg.data.n_customers, "customers,", cfg.data.n_months, "months; tracking to", cfg.tracking.uri
 )

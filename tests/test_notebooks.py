@@ -23,6 +23,7 @@ def test_notebook_executes(path: Path, tmp_path, monkeypatch):
         f"tracking.uri=sqlite:///{tmp_path}/mlruns.db tracking.artifact_root={tmp_path}/art "
         f"data.cache_dir={tmp_path}/cache",
     )
+    monkeypatch.setenv("TIERLAB_OUTPUT_DIR", str(tmp_path / "outputs"))
     notebook = jupytext.read(path)
     client = NotebookClient(
         notebook,

@@ -67,8 +67,6 @@ FORMATS = {
 }
 AMOUNT_SIGNS = ("positive", "signed", "direction_column")
 ID_DTYPES = ("str", "int")
-#: Delimiters guessed from a header that was read as a single column.
-LIKELY_DELIMITERS = (",", ";", "\t", "|")
 
 
 @dataclass(frozen=True)
