@@ -166,10 +166,17 @@ def check_targets(metrics: Mapping[str, Any], targets: Mapping[str, Any]) -> lis
     return failures
 
 
-def plot_realism(data: BankData, targets: Mapping[str, Any] | None = None) -> plt.Figure:
-    """Four panels: whale curve, funds distribution, product penetration, liquidity premium."""
+def plot_realism(
+    data: BankData,
+    targets: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> plt.Figure:
+    """Four panels: whale curve, funds distribution, product penetration, liquidity premium.
+
+    ``metrics`` are :func:`realism_metrics` of ``data`` when the caller has them already.
+    """
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
-    metrics = realism_metrics(data)
+    metrics = realism_metrics(data) if metrics is None else metrics
     ax = axes[0, 0]
     if data.profitability is not None:
         profit = _trailing_profit(data).sort_values(ascending=False).to_numpy()

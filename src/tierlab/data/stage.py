@@ -33,8 +33,8 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
     """Load ``cfg.data``, split it by ``cfg.split``, and log sizes, shape metrics and plots.
 
     Logged to the active MLflow run: tag ``data_fingerprint``; metrics ``data/n_<table>``, the
-    realism metrics ``data/...`` and ``data/realism_failures``; artifacts ``data/summary.json``
-    and (for the synthetic bank) ``data/realism.png``.
+    realism metrics ``data/...`` and ``data/realism_failures``; artifacts ``data/data_summary.json``
+    and (for data with a profitability table) ``data/realism.png``.
     """
     data = load_data(cfg.data)
     fingerprint = data.fingerprint()
@@ -75,7 +75,7 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
     (output_dir / "data_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     mlflow.log_artifact(str(output_dir / "data_summary.json"), "data")
     if data.profitability is not None:
-        fig = plot_realism(data, targets)
+        fig = plot_realism(data, targets, shape)
         fig.savefig(output_dir / "realism.png", dpi=110)
         plt.close(fig)
         mlflow.log_artifact(str(output_dir / "realism.png"), "data")
