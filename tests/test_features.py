@@ -63,6 +63,14 @@ def test_btyd_family(tiny):
     assert two["btyd_T"] == pytest.approx(199 / 7)
 
 
+def test_btyd_of_a_customer_without_purchases_is_missing_not_zero():
+    data = tiny_bank()
+    data.transactions = data.transactions.loc[data.transactions["customer_id"] != 2]
+    frame, _ = indicators(data)
+    assert frame.loc[2, "frequency_12m"] == 0
+    assert frame.loc[2, ["btyd_frequency", "btyd_recency", "btyd_T"]].isna().all()
+
+
 def test_balance_family(tiny):
     one = tiny[0].loc[1]
     funds = np.array([200.0, 300.0, 500.0])  # month ends Oct, Nov, Dec (Jan is after)

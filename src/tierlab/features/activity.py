@@ -10,19 +10,26 @@ from tierlab.features.dictionary import Indicator
 from tierlab.features.engine import month_number, seconds
 
 
-def transaction_family(tx: ibis.Table, ctx: Context) -> Family:
-    """RFM over the configured windows, activity, channel mix and salary credit."""
-    t = tx.mutate(ts_s=seconds(tx.timestamp)).filter(lambda t: t.ts_s < ctx.end_s)
+def customer_initiated(tx: ibis.Table, ctx: Context) -> tuple[ibis.Table, str]:
+    """The transactions a customer made (bank-booked types left out) and a note saying so."""
+    if "type" in tx.columns and ctx.system_types:
+        note = f" (customer-initiated: type not in {list(ctx.system_types)})"
+        return tx.filter(~tx.type.isin(list(ctx.system_types))), note
+    return tx, ""
+
+
+def transaction_family(tx: ibis.Table, ctx: Context, first_transaction: bool = False) -> Family:
+    """RFM over the configured windows, activity, channel mix and salary credit.
+
+    With ``first_transaction`` the table also has ``first_transaction_s`` (epoch seconds of the
+    first customer-initiated transaction), for tenure when the data has no open dates.
+    """
+    t, own_note = customer_initiated(tx, ctx)
+    t = t.mutate(ts_s=seconds(t.timestamp)).filter(lambda t: t.ts_s < ctx.end_s)
     cols = set(t.columns)
-    own = ~t.type.isin(list(ctx.system_types)) if "type" in cols and ctx.system_types else True
-    own_note = (
-        f" (customer-initiated: type not in {list(ctx.system_types)})"
-        if "type" in cols and ctx.system_types
-        else ""
-    )
     aggs: dict[str, ibis.Value] = {}
     docs: list[Indicator] = []
-    aggs["recency_days"] = (ctx.end_s - t.ts_s.max(where=own)) / DAY
+    aggs["recency_days"] = (ctx.end_s - t.ts_s.max()) / DAY
     docs.append(
         Indicator(
             "recency_days",
@@ -34,7 +41,7 @@ def transaction_family(tx: ibis.Table, ctx: Context) -> Family:
         )
     )
     for w in ctx.windows_months:
-        in_w = own & (t.ts_s >= ctx.start_s(w))
+        in_w = t.ts_s >= ctx.start_s(w)
         aggs[f"frequency_{w}m"] = t.amount.count(where=in_w)
         aggs[f"monetary_total_{w}m"] = t.amount.sum(where=in_w)
         aggs[f"monetary_mean_{w}m"] = t.amount.mean(where=in_w)
@@ -64,8 +71,7 @@ def transaction_family(tx: ibis.Table, ctx: Context) -> Family:
             ),
         ]
     long = ctx.long_window
-    in_long = own & (t.ts_s >= ctx.start_s(long))
-    aggs[f"active_months_{long}m"] = month_number(t.timestamp).nunique(where=in_long)
+    in_long = t.ts_s >= ctx.start_s(long)
     docs.append(
         Indicator(
             f"active_months_{long}m",
@@ -76,7 +82,8 @@ def transaction_family(tx: ibis.Table, ctx: Context) -> Family:
             "transactions",
         )
     )
-    aggs["first_transaction_s"] = t.ts_s.min()
+    if first_transaction:
+        aggs["first_transaction_s"] = t.ts_s.min()
     if "direction" in cols:
         aggs[f"inflow_{long}m"] = t.amount.sum(where=in_long & (t.direction == "credit"))
         docs.append(
@@ -117,24 +124,33 @@ def transaction_family(tx: ibis.Table, ctx: Context) -> Family:
         )
     agg = t.group_by("customer_id").aggregate(**aggs)
     derived = {}
-    if "_digital" in aggs:
-        n_long = agg[f"frequency_{long}m"] if long in ctx.windows_months else None
-        if n_long is not None:
-            derived[f"digital_share_{long}m"] = ibis.ifelse(
-                n_long > 0, agg["_digital"] / n_long.cast("float64"), ibis.null("float64")
-            )
+    if "_digital" in aggs:  # the longest window is one of the RFM windows
+        n_long = agg[f"frequency_{long}m"]
+        derived[f"digital_share_{long}m"] = ibis.ifelse(
+            n_long > 0, agg["_digital"] / n_long.cast("float64"), ibis.null("float64")
+        )
     if "_salary" in aggs:
         derived["salary_credit_flag"] = (agg["_salary"] > 0).cast("int64")
     agg = agg.mutate(**derived).drop(*[c for c in aggs if c.startswith("_")])
-    return agg, docs
+    # active months in two steps (customer-months, then a count): cheaper than COUNT(DISTINCT)
+    months = (
+        t.filter(in_long)
+        .group_by(["customer_id", month_number(t.timestamp).name("month_number")])
+        .aggregate()
+        .group_by("customer_id")
+        .aggregate(**{f"active_months_{long}m": lambda m: m.count()})
+    )
+    agg = agg.left_join(months, "customer_id").drop("customer_id_right")
+    columns = ["customer_id", *[d.name for d in docs]]
+    if first_transaction:
+        columns.append("first_transaction_s")
+    return agg.select(*columns), docs
 
 
 def btyd_family(tx: ibis.Table, ctx: Context) -> Family:
     """The BTYD summary (``btyd_frequency``, ``btyd_recency``, ``btyd_T``,
     ``btyd_monetary_value``)."""
-    t = tx
-    if "type" in tx.columns and ctx.system_types:
-        t = tx.filter(~tx.type.isin(list(ctx.system_types)))
+    t, _ = customer_initiated(tx, ctx)
     summary = btyd_expr(t, ctx.cutoff, ctx.btyd_time_unit)
     unit = {"D": "days", "W": "weeks", "M": "months"}.get(ctx.btyd_time_unit, "?")
     renamed = summary.rename(

@@ -51,8 +51,10 @@ def families(con: ibis.BaseBackend, tables: dict[str, ibis.Table], ctx: Context)
     """Every family the data set's tables can supply."""
     out = []
     if "transactions" in tables:
-        out += [transaction_family(tables["transactions"], ctx)]
-        out += [btyd_family(tables["transactions"], ctx)]
+        customers = tables.get("customers")
+        no_open_dates = customers is None or "open_date" not in customers.columns
+        out.append(transaction_family(tables["transactions"], ctx, no_open_dates))
+        out.append(btyd_family(tables["transactions"], ctx))
     if "balances" in tables:
         out.append(balance_family(tables["balances"], ctx))
     if "products" in tables:
@@ -89,8 +91,8 @@ def build_indicators(
                 Indicator(
                     "tenure_days",
                     "relationship",
-                    "days from the first transaction to the end of the cut-off day (no open "
-                    "date in the data)",
+                    "days from the first (customer-initiated) transaction to the end of the "
+                    "cut-off day (no open date in the data)",
                     "days",
                     "transactions",
                 )
@@ -99,9 +101,11 @@ def build_indicators(
     filled = {}
     for doc in docs:
         column = result[doc.name]
+        if doc.fill is None:
+            continue
         if doc.unit in ("count", "flag"):  # whole numbers stay whole on every engine
             filled[doc.name] = column.fill_null(0).cast("int64")
-        elif doc.fill is not None:
+        else:
             filled[doc.name] = column.fill_null(doc.fill)
     result = result.mutate(**filled)
     frame = con.execute(result.select("customer_id", *[d.name for d in docs]))
