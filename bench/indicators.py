@@ -38,8 +38,8 @@ from bench import pandas_reference
 from tierlab.config import compose
 from tierlab.data.split import CalibrationSplit
 from tierlab.features import Context, build_indicators
-from tierlab.features.activity import transaction_family
-from tierlab.features.engine import connect
+from tierlab.features.activity import customer_initiated, transaction_family
+from tierlab.features.engine import connect, seconds
 from tierlab.features.indicators import families, population
 
 TABLES = ("customers", "transactions", "balances", "products", "profitability")
@@ -109,12 +109,30 @@ def ibis_rfm_core(folder: Path, ctx: Context, options: dict) -> pd.DataFrame:
     return con.execute(table)
 
 
+def ibis_sql_twin(folder: Path, ctx: Context, options: dict) -> pd.DataFrame:
+    """The hand-written SQL query's 10 columns, written in Ibis with tierlab's helpers: what the
+    Ibis layer itself costs, apart from the extra indicators."""
+    con = connect("duckdb", options)
+    tx, _ = customer_initiated(con.read_parquet(folder / "transactions.parquet"), ctx)
+    tx = tx.filter(tx.timestamp < pd.Timestamp(ctx.end_s, unit="s"))
+    aggs = {"last": tx.timestamp.max()}
+    for w in ctx.windows_months:
+        since = tx.timestamp >= pd.Timestamp(ctx.start_s(w), unit="s")
+        aggs[f"frequency_{w}m"] = tx.amount.count(where=since)
+        aggs[f"monetary_total_{w}m"] = tx.amount.sum(where=since)
+        aggs[f"monetary_mean_{w}m"] = tx.amount.mean(where=since)
+    agg = tx.group_by("customer_id").aggregate(**aggs)
+    agg = agg.mutate(recency_days=(ctx.end_s - seconds(agg["last"])) / 86400.0).drop("last")
+    return con.execute(agg)
+
+
 def pandas_full(folder: Path, ctx: Context, options: dict) -> pd.DataFrame:
     return pandas_reference.indicators(folder, ctx)
 
 
 CASES: dict[str, Callable[[Path, Context, dict], pd.DataFrame]] = {
     "sql_rfm_core": sql_rfm_core,
+    "ibis_sql_twin": ibis_sql_twin,
     "ibis_rfm_core": ibis_rfm_core,
     "ibis_full": ibis_full,
     "pandas_reference": pandas_full,
@@ -179,7 +197,9 @@ def check(folder: Path) -> dict:
                 "detail": "customers missing from the SQL result have customer-initiated rows",
             }
         )
+    twin_bad = compare(sql, ibis_sql_twin(folder, ctx, options), rfm_cols)
     return {
+        "sql_vs_twin": twin_bad,
         "customers": len(full),
         "indicators": full.shape[1] - 1,
         "full_vs_pandas": full_bad,
