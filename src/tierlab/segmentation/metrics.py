@@ -1,0 +1,124 @@
+"""How good are a method's tiers?  Internal, stability, business and ground-truth metrics.
+
+Every function returns plain floats keyed by the metric name used under ``seg/`` in MLflow and
+in the comparison table.  Metrics that need what a data set does not have (a holdout window,
+latent types) are left out by the caller, never faked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
+
+
+def internal_metrics(
+    embedding: np.ndarray, labels: np.ndarray, sample_size: int, seed: int
+) -> dict[str, float]:
+    """Silhouette (on a seeded sample of ``sample_size`` rows when n is larger),
+    Calinski-Harabasz and Davies-Bouldin, in the method's own space.  NaN with fewer than two
+    clusters or as many clusters as customers."""
+    n, k = len(labels), len(np.unique(labels))
+    if not 2 <= k < n:
+        return {"silhouette": np.nan, "calinski_harabasz": np.nan, "davies_bouldin": np.nan}
+    sample = min(sample_size, n)
+    return {
+        "silhouette": float(
+            silhouette_score(embedding, labels, sample_size=sample, random_state=seed)
+        ),
+        "calinski_harabasz": float(calinski_harabasz_score(embedding, labels)),
+        "davies_bouldin": float(davies_bouldin_score(embedding, labels)),
+    }
+
+
+def fixed_k(estimator):
+    """A clone that refits with the number of clusters the fitted estimator chose (stability
+    is about the partition, not about choosing k again)."""
+    params = estimator.get_params()
+    k = int(estimator.n_clusters_)
+    fixed = clone(estimator)
+    if "k_range" in params and params["k_range"] is not None:
+        if "n_clusters" in params:
+            fixed.set_params(k_range=None, n_clusters=k)
+        else:
+            fixed.set_params(k_range=(k, k))
+    return fixed
+
+
+def stability(estimator, X: pd.DataFrame, n_bootstrap: int, seed: int) -> float:
+    """Mean adjusted Rand index between the fitted partition and the partitions of ``B``
+    refits on bootstrap resamples, all predicted on the full data."""
+    if n_bootstrap < 1:
+        return np.nan
+    rng = np.random.default_rng(seed)
+    reference = estimator.labels_
+    scores = []
+    for b in range(n_bootstrap):
+        rows = rng.integers(0, len(X), len(X))
+        refit = fixed_k(estimator)
+        if "random_state" in refit.get_params() and refit.get_params()["random_state"] is not None:
+            refit.set_params(random_state=seed + 1 + b)
+        refit.fit(X.iloc[rows])
+        scores.append(adjusted_rand_score(reference, refit.predict(X)))
+    return float(np.mean(scores))
+
+
+def realised_tiers(tiers: np.ndarray, holdout_value: np.ndarray) -> np.ndarray:
+    """The tier each customer's realised value earns, with the same tier sizes: the
+    ``size(tier 1)`` highest holdout values are tier 1, and so on."""
+    sizes = np.bincount(tiers)[1:]
+    order = np.argsort(-np.asarray(holdout_value, dtype="float64"), kind="stable")
+    realised = np.empty(len(tiers), dtype=np.int64)
+    realised[order] = np.repeat(np.arange(1, len(sizes) + 1), sizes)
+    return realised
+
+
+def business_metrics(tiers: np.ndarray, holdout_value: np.ndarray) -> dict[str, float]:
+    """Value the tiers capture in the holdout window.
+
+    * ``value_share_tier<k>``: share of total holdout value earned by tier k;
+    * ``top_tier_lift``: top tier's value share / its customer share;
+    * ``spearman``: rank correlation between tier rank (1 = best) and holdout value, signed so
+      that higher is better;
+    * ``contradiction_share``: share of customers whose realised value puts them two or more
+      tiers away from their tier (realised tiers have the same sizes; 0 by construction with
+      two tiers).
+    """
+    value = np.nan_to_num(np.asarray(holdout_value, dtype="float64"))
+    total = value.sum()
+    out: dict[str, float] = {}
+    for tier in np.unique(tiers):
+        share = value[tiers == tier].sum() / total if total != 0 else np.nan
+        out[f"value_share_tier{tier}"] = float(share)
+    top = tiers == 1
+    customer_share = top.mean()
+    out["top_tier_lift"] = float(out["value_share_tier1"] / customer_share)
+    rho = spearmanr(-tiers, value).statistic if len(np.unique(tiers)) > 1 else np.nan
+    out["spearman"] = float(rho)
+    gap = np.abs(realised_tiers(tiers, value) - tiers)
+    out["contradiction_share"] = float((gap >= 2).mean())
+    return out
+
+
+def size_metrics(tiers: np.ndarray, min_share: float) -> dict[str, float]:
+    """Number of tiers, smallest tier's customer share, and a flag when it is below
+    ``min_share`` (a degenerate tier)."""
+    shares = np.bincount(tiers)[1:] / len(tiers)
+    smallest = float(shares[shares > 0].min())
+    return {
+        "n_tiers": float((shares > 0).sum()),
+        "smallest_tier_share": smallest,
+        "degenerate": float(smallest < min_share),
+    }
+
+
+def truth_metrics(labels: np.ndarray, latent: pd.Series) -> dict[str, float]:
+    """Adjusted Rand index of the clusters against the generator's latent types."""
+    return {"latent_ari": float(adjusted_rand_score(latent.to_numpy(), labels))}
