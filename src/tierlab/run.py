@@ -21,6 +21,7 @@ from tierlab import tracking
 from tierlab.config import CONF_DIR, register_resolvers
 from tierlab.data.stage import run_data_stage
 from tierlab.features.stage import run_features_stage
+from tierlab.segmentation.stage import run_segmentation_stage
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict[str, float]:
     """Run every pipeline stage that exists on ``cfg`` and return the metric dict.
 
-    Stages so far: data (load/generate, validate, split, realism report) and features
-    (value indicators as of the cut-off, holdout targets, data dictionary).  The returned dict
+    Stages so far: data (load/generate, validate, split, realism report), features (value
+    indicators as of the cut-off, holdout targets, data dictionary) and segmentation (every
+    configured method's tiers and their comparison).  The returned dict
     has slash-namespaced keys (``data/n_customers``, ...) shared with MLflow and the report.
     """
     OmegaConf.set_struct(cfg, True)
@@ -43,6 +45,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(data_stage.metrics)
         features = run_features_stage(cfg, data_stage, output_dir)
         metrics.update(features.metrics)
+        segmentation = run_segmentation_stage(cfg, data_stage, features, output_dir)
+        metrics.update(segmentation.metrics)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         mlflow.log_artifact(str(output_dir / "metrics.json"))
     log.info("outputs: %s", output_dir)

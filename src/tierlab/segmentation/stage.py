@@ -1,0 +1,237 @@
+"""The segmentation stage: every configured method on the same indicators, judged alike.
+
+Each method is a child MLflow run (``seg-<name>``) with its parameters, ``seg/...`` metrics and
+tier profile; the parent run gets ``seg/<name>/<metric>`` for every method, the comparison
+table (CSV and Markdown) and the plots.  A method that does not apply to the data set (RFM
+without a recency column, value tiers without the value column) is listed as skipped with the
+reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from tierlab.data.stage import DataStageResult
+from tierlab.features.stage import FeaturesResult
+from tierlab.segmentation import metrics as M
+from tierlab.segmentation.methods import NotApplicable
+from tierlab.segmentation.plots import plot_k_selection, plot_tier_profiles, plot_value_share
+from tierlab.segmentation.tiers import assign_tiers, order_tiers, tier_profile
+from tierlab.tracking import flatten_config
+
+log = logging.getLogger(__name__)
+
+#: Columns of the comparison table, in order (those a data set cannot supply stay empty).
+TABLE_COLUMNS = (
+    "method",
+    "status",
+    "n_tiers",
+    "smallest_tier_share",
+    "degenerate",
+    "silhouette",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "stability_ari",
+    "value_share_tier1",
+    "top_tier_lift",
+    "spearman",
+    "contradiction_share",
+    "latent_ari",
+    "seconds",
+    "note",
+)
+
+
+@dataclass
+class MethodResult:
+    """One method's fitted estimator, tiers (1 = most valuable) and metrics."""
+
+    name: str
+    estimator: object | None
+    tiers: np.ndarray | None
+    profile: pd.DataFrame | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class SegmentationResult:
+    """What later stages receive: tiers per method (one column each) and the comparison."""
+
+    tiers: pd.DataFrame
+    comparison: pd.DataFrame
+    methods: dict[str, MethodResult]
+    metrics: dict[str, float]
+
+
+def tier_value_column(indicators: pd.DataFrame, candidates: list[str]) -> str:
+    """The first configured calibration-value column the indicators have."""
+    for name in candidates:
+        if name in indicators.columns:
+            return name
+    raise ValueError(
+        f"segmentation.tier_value={candidates}: none of these value columns is an indicator of "
+        f"this data set (indicators: {sorted(indicators.columns)[:20]} ...)"
+    )
+
+
+def evaluate(
+    name: str,
+    node: DictConfig,
+    X: pd.DataFrame,
+    value: pd.Series,
+    holdout: pd.Series | None,
+    latent: pd.Series | None,
+    settings: DictConfig,
+    seed: int,
+) -> MethodResult:
+    """Fit one method and compute every metric the data set supports."""
+    started = time.perf_counter()
+    estimator = instantiate(node, _convert_="all")
+    try:
+        estimator.fit(X)
+    except NotApplicable as exc:
+        log.info("segmentation %s skipped: %s", name, exc)
+        return MethodResult(name, None, None, None, note=f"skipped: {exc}")
+    mapping = order_tiers(estimator.labels_, value.to_numpy())
+    tiers = assign_tiers(estimator.labels_, mapping)
+    names = getattr(estimator, "segment_names_", None)
+    tier_names = None
+    if names:
+        tier_names = {}
+        for cluster, tier in mapping.items():
+            tier_names.setdefault(tier, names[cluster])
+    columns = [c for c in settings.profile_indicators if c in X.columns]
+    profile = tier_profile(tiers, X, value, columns, tier_names)
+    result = M.size_metrics(tiers, float(settings.min_tier_share))
+    result.update(
+        M.internal_metrics(estimator.embedding(X), tiers, int(settings.silhouette_sample), seed)
+    )
+    result["stability_ari"] = M.stability(estimator, X, int(settings.stability_bootstrap), seed)
+    notes = []
+    if holdout is not None:
+        result.update(M.business_metrics(tiers, holdout.to_numpy()))
+    else:
+        notes.append("no holdout window: business metrics skipped")
+    if latent is not None:
+        result.update(M.truth_metrics(estimator.labels_, latent))
+    result["seconds"] = time.perf_counter() - started
+    return MethodResult(name, estimator, tiers, profile, result, "; ".join(notes))
+
+
+def run_segmentation_stage(
+    cfg: DictConfig,
+    data_stage: DataStageResult,
+    features: FeaturesResult,
+    output_dir: Path,
+) -> SegmentationResult:
+    """Run every method in ``cfg.segmentation.methods`` and log the comparison."""
+    settings = cfg.segmentation
+    if not settings.methods:
+        raise ValueError("segmentation.methods is empty: configure at least one method")
+    X = features.indicators.set_index("customer_id")
+    value = X[tier_value_column(X, list(settings.tier_value))]
+    holdout = None
+    if features.targets is not None:
+        holdout = features.targets.set_index("customer_id")["holdout_value"].reindex(X.index)
+    latent = None
+    truth = data_stage.data.truth
+    if truth is not None and "latent_segment" in truth.columns:
+        latent = truth.set_index("customer_id")["latent_segment"].astype(str).reindex(X.index)
+
+    results: dict[str, MethodResult] = {}
+    for name, node in settings.methods.items():
+        with mlflow.start_run(run_name=f"seg-{name}", nested=True):
+            mlflow.log_params(flatten_config(node, int(cfg.tracking.max_param_length)))
+            result = evaluate(name, node, X, value, holdout, latent, settings, int(cfg.seed))
+            mlflow.set_tag("status", "skipped" if result.tiers is None else "done")
+            if result.note:
+                mlflow.set_tag("note", result.note[:5000])
+            finite = {f"seg/{k}": v for k, v in result.metrics.items() if math.isfinite(v)}
+            mlflow.log_metrics(finite)
+            if result.profile is not None:
+                mlflow.log_text(result.profile.to_csv(), f"seg/{name}_tier_profile.csv")
+        results[name] = result
+        log.info("segmentation %s: %s", name, result.note or _brief(result.metrics))
+
+    comparison = comparison_table(results)
+    tiers = pd.DataFrame(
+        {n: r.tiers for n, r in results.items() if r.tiers is not None}, index=X.index
+    ).reset_index()
+    folder = output_dir / "segmentation"
+    folder.mkdir(parents=True, exist_ok=True)
+    tiers.to_parquet(output_dir / "tiers.parquet", index=False)
+    comparison.to_csv(folder / "comparison.csv", index=False)
+    (folder / "comparison.md").write_text(comparison_markdown(comparison))
+    for n, r in results.items():
+        if r.profile is not None:
+            r.profile.to_csv(folder / f"tier_profile_{n}.csv")
+    done = {n: r for n, r in results.items() if r.tiers is not None}
+    for filename, figure in (
+        ("value_share_by_tier.png", plot_value_share(done, holdout, value)),
+        ("tier_profiles.png", plot_tier_profiles(done)),
+        ("k_selection.png", plot_k_selection(done)),
+    ):
+        if figure is not None:
+            figure.savefig(folder / filename, dpi=90)
+            plt.close(figure)
+    mlflow.log_artifacts(str(folder), "segmentation")
+    metrics = {
+        f"seg/{n}/{k}": v
+        for n, r in results.items()
+        for k, v in r.metrics.items()
+        if math.isfinite(v)
+    }
+    mlflow.log_metrics(metrics)
+    return SegmentationResult(tiers, comparison, results, metrics)
+
+
+def comparison_table(results: dict[str, MethodResult]) -> pd.DataFrame:
+    """One row per method: status, every metric, the note."""
+    rows = []
+    for name, r in results.items():
+        row = {"method": name, "status": "skipped" if r.tiers is None else "done", "note": r.note}
+        row.update(r.metrics)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.reindex(columns=[c for c in TABLE_COLUMNS if c in table.columns])
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    """The comparison table as Markdown (numbers to 3 decimals, skipped metrics blank)."""
+    shown = table.drop(columns=["seconds"], errors="ignore")
+    header = "| " + " | ".join(shown.columns) + " |"
+    rule = (
+        "|"
+        + "|".join(
+            "---:" if c not in ("method", "status", "note") else "---" for c in shown.columns
+        )
+        + "|"
+    )
+    lines = [header, rule]
+    for _, row in shown.iterrows():
+        cells = []
+        for col in shown.columns:
+            v = row[col]
+            if isinstance(v, float):
+                cells.append("" if math.isnan(v) else f"{v:.3f}")
+            else:
+                cells.append(str(v) if v == v else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _brief(metrics: dict[str, float]) -> str:
+    keys = ("n_tiers", "silhouette", "stability_ari", "top_tier_lift", "spearman")
+    return ", ".join(f"{k}={metrics[k]:.3g}" for k in keys if k in metrics)
