@@ -1,7 +1,10 @@
 """Segmentation methods behind one scikit-learn interface.
 
-Every segmenter is a ``ClusterMixin`` estimator built from ``conf/segmentation/method/*.yaml``
-(where its defaults live).  ``fit(X)`` takes the indicator frame and sets ``labels_`` (int64
+Every segmenter is a ``ClusterMixin`` estimator built from ``conf/segmentation/method/*.yaml``,
+which is where the pipeline's settings live.  The keyword defaults in ``__init__`` exist because
+scikit-learn requires default-constructible estimators (``clone``, ``get_params``); they are
+minimal values for direct Python use (e.g. a fixed ``n_clusters`` and ``random_state=0``) and
+deliberately do not mirror the YAML, which always passes every parameter.  ``fit(X)`` takes the indicator frame and sets ``labels_`` (int64
 cluster ids ``0..n_clusters_ - 1``), ``n_clusters_``, ``feature_names_in_``, ``selection_``
 (k-selection curve or None), ``selection_criterion_`` and ``segment_names_``; ``predict(X)``
 assigns new customers; ``embedding(X)`` is the numeric space the clusters live in (for

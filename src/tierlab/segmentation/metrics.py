@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from sklearn.base import clone
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -23,8 +23,9 @@ def internal_metrics(
     embedding: np.ndarray, labels: np.ndarray, sample_size: int, seed: int
 ) -> dict[str, float]:
     """Silhouette (on a seeded sample of ``sample_size`` rows when n is larger),
-    Calinski-Harabasz and Davies-Bouldin, in the method's own space.  NaN with fewer than two
-    clusters or as many clusters as customers."""
+    Calinski-Harabasz and Davies-Bouldin of ``labels`` in the space ``embedding``.  The stage
+    passes one shared space for every method (the standardised ``segmentation.indicators``), so
+    the numbers compare methods.  NaN with fewer than two clusters or as many as customers."""
     n, k = len(labels), len(np.unique(labels))
     if not 2 <= k < n:
         return {"silhouette": np.nan, "calinski_harabasz": np.nan, "davies_bouldin": np.nan}
@@ -72,12 +73,12 @@ def stability(estimator, X: pd.DataFrame, n_bootstrap: int, seed: int) -> float:
 
 def realised_tiers(tiers: np.ndarray, holdout_value: np.ndarray) -> np.ndarray:
     """The tier each customer's realised value earns, with the same tier sizes: the
-    ``size(tier 1)`` highest holdout values are tier 1, and so on."""
+    ``size(tier 1)`` highest holdout values are tier 1, and so on.  Tied values share their
+    average rank, so the result does not depend on the order of the rows."""
     sizes = np.bincount(tiers)[1:]
-    order = np.argsort(-np.asarray(holdout_value, dtype="float64"), kind="stable")
-    realised = np.empty(len(tiers), dtype=np.int64)
-    realised[order] = np.repeat(np.arange(1, len(sizes) + 1), sizes)
-    return realised
+    ranks = rankdata(-np.asarray(holdout_value, dtype="float64"), method="average")
+    bounds = np.cumsum(sizes)
+    return np.searchsorted(bounds, ranks, side="left").astype(np.int64) + 1
 
 
 def business_metrics(tiers: np.ndarray, holdout_value: np.ndarray) -> dict[str, float]:
@@ -89,33 +90,43 @@ def business_metrics(tiers: np.ndarray, holdout_value: np.ndarray) -> dict[str, 
       that higher is better;
     * ``contradiction_share``: share of customers whose realised value puts them two or more
       tiers away from their tier (realised tiers have the same sizes; 0 by construction with
-      two tiers).
+      two tiers);
+    * ``tier_gap``: mean distance between realised and assigned tier / (number of tiers - 1),
+      0 = perfect, comparable between methods with different numbers of tiers.
+
+    Value shares and the lift are undefined (NaN) when the total holdout value is not
+    positive: a share of a loss has no meaning.
     """
     value = np.nan_to_num(np.asarray(holdout_value, dtype="float64"))
     total = value.sum()
     out: dict[str, float] = {}
     for tier in np.unique(tiers):
-        share = value[tiers == tier].sum() / total if total != 0 else np.nan
+        share = value[tiers == tier].sum() / total if total > 0 else np.nan
         out[f"value_share_tier{tier}"] = float(share)
-    top = tiers == 1
-    customer_share = top.mean()
-    out["top_tier_lift"] = float(out["value_share_tier1"] / customer_share)
+    customer_share = (tiers == 1).mean()
+    out["top_tier_lift"] = float(out.get("value_share_tier1", np.nan) / customer_share)
     rho = spearmanr(-tiers, value).statistic if len(np.unique(tiers)) > 1 else np.nan
     out["spearman"] = float(rho)
     gap = np.abs(realised_tiers(tiers, value) - tiers)
     out["contradiction_share"] = float((gap >= 2).mean())
+    n_tiers = len(np.bincount(tiers)) - 1
+    out["tier_gap"] = float(gap.mean() / (n_tiers - 1)) if n_tiers > 1 else np.nan
     return out
 
 
-def size_metrics(tiers: np.ndarray, min_share: float) -> dict[str, float]:
-    """Number of tiers, smallest tier's customer share, and a flag when it is below
-    ``min_share`` (a degenerate tier)."""
+def size_metrics(tiers: np.ndarray, n_clusters: int, min_share: float) -> dict[str, float]:
+    """Number of (non-empty) tiers, clusters the method made that no customer is in, the
+    smallest tier's customer share, and ``degenerate`` = 1 when a cluster is empty or a tier is
+    smaller than ``min_share``."""
     shares = np.bincount(tiers)[1:] / len(tiers)
+    n_tiers = int((shares > 0).sum())
     smallest = float(shares[shares > 0].min())
+    empty = max(int(n_clusters) - n_tiers, 0)
     return {
-        "n_tiers": float((shares > 0).sum()),
+        "n_tiers": float(n_tiers),
+        "n_empty_clusters": float(empty),
         "smallest_tier_share": smallest,
-        "degenerate": float(smallest < min_share),
+        "degenerate": float(empty > 0 or smallest < min_share),
     }
 
 

@@ -29,10 +29,12 @@ def plot_value_share(results: dict, holdout: pd.Series | None, value: pd.Series)
     label = "holdout value" if holdout is not None else f"calibration {value.name}"
     fig, axes = _grid(len(results))
     values = np.nan_to_num(target.to_numpy(dtype="float64"))
+    total = values.sum()
     for ax, (name, r) in zip(axes, results.items(), strict=False):
         tiers = np.unique(r.tiers)
         customers = [np.mean(r.tiers == t) for t in tiers]
-        shares = [values[r.tiers == t].sum() / values.sum() for t in tiers]
+        # a share of a non-positive total is meaningless: show customers only
+        shares = [values[r.tiers == t].sum() / total if total > 0 else 0.0 for t in tiers]
         x = np.arange(len(tiers))
         ax.bar(x - 0.2, customers, 0.4, label="customers", color="tab:gray")
         ax.bar(x + 0.2, shares, 0.4, label=label, color="tab:blue")

@@ -1,5 +1,7 @@
 """The segmentation stage: every configured method on the same indicators, judged alike.
 
+Internal metrics (silhouette, Calinski-Harabasz, Davies-Bouldin) are computed for every method in
+one shared space, the standardised ``segmentation.indicators``, so that they compare methods.
 Each method is a child MLflow run (``seg-<name>``) with its parameters, ``seg/...`` metrics and
 tier profile; the parent run gets ``seg/<name>/<metric>`` for every method, the comparison
 table (CSV and Markdown) and the plots.  A method that does not apply to the data set (RFM
@@ -27,6 +29,7 @@ from tierlab.features.stage import FeaturesResult
 from tierlab.segmentation import metrics as M
 from tierlab.segmentation.methods import NotApplicable
 from tierlab.segmentation.plots import plot_k_selection, plot_tier_profiles, plot_value_share
+from tierlab.segmentation.preprocess import IndicatorTransform
 from tierlab.segmentation.tiers import assign_tiers, order_tiers, tier_profile
 from tierlab.tracking import flatten_config
 
@@ -37,6 +40,7 @@ TABLE_COLUMNS = (
     "method",
     "status",
     "n_tiers",
+    "n_empty_clusters",
     "smallest_tier_share",
     "degenerate",
     "silhouette",
@@ -47,6 +51,7 @@ TABLE_COLUMNS = (
     "top_tier_lift",
     "spearman",
     "contradiction_share",
+    "tier_gap",
     "latent_ari",
     "seconds",
     "note",
@@ -90,6 +95,7 @@ def evaluate(
     name: str,
     node: DictConfig,
     X: pd.DataFrame,
+    space: np.ndarray,
     value: pd.Series,
     holdout: pd.Series | None,
     latent: pd.Series | None,
@@ -114,14 +120,14 @@ def evaluate(
             tier_names.setdefault(tier, names[cluster])
     columns = [c for c in settings.profile_indicators if c in X.columns]
     profile = tier_profile(tiers, X, value, columns, tier_names)
-    result = M.size_metrics(tiers, float(settings.min_tier_share))
-    result.update(
-        M.internal_metrics(estimator.embedding(X), tiers, int(settings.silhouette_sample), seed)
-    )
+    result = M.size_metrics(tiers, estimator.n_clusters_, float(settings.min_tier_share))
+    result.update(M.internal_metrics(space, tiers, int(settings.silhouette_sample), seed))
     result["stability_ari"] = M.stability(estimator, X, int(settings.stability_bootstrap), seed)
     notes = []
     if holdout is not None:
         result.update(M.business_metrics(tiers, holdout.to_numpy()))
+        if not holdout.sum() > 0:
+            notes.append("total holdout value <= 0: value shares and lift undefined")
     else:
         notes.append("no holdout window: business metrics skipped")
     if latent is not None:
@@ -142,6 +148,11 @@ def run_segmentation_stage(
         raise ValueError("segmentation.methods is empty: configure at least one method")
     X = features.indicators.set_index("customer_id")
     value = X[tier_value_column(X, list(settings.tier_value))]
+    # one space for every method's internal metrics: the standardised clustering indicators
+    shared = IndicatorTransform(features=_listed(settings.indicators)).fit(X)
+    if shared.missing_features_:
+        log.info("segmentation: indicators not in this data set: %s", shared.missing_features_)
+    space = shared.transform(X)
     holdout = None
     if features.targets is not None:
         holdout = features.targets.set_index("customer_id")["holdout_value"].reindex(X.index)
@@ -154,7 +165,7 @@ def run_segmentation_stage(
     for name, node in settings.methods.items():
         with mlflow.start_run(run_name=f"seg-{name}", nested=True):
             mlflow.log_params(flatten_config(node, int(cfg.tracking.max_param_length)))
-            result = evaluate(name, node, X, value, holdout, latent, settings, int(cfg.seed))
+            result = evaluate(name, node, X, space, value, holdout, latent, settings, int(cfg.seed))
             mlflow.set_tag("status", "skipped" if result.tiers is None else "done")
             if result.note:
                 mlflow.set_tag("note", result.note[:5000])
@@ -230,6 +241,10 @@ def comparison_markdown(table: pd.DataFrame) -> str:
                 cells.append(str(v) if v == v else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _listed(indicators) -> str | list[str]:
+    return indicators if isinstance(indicators, str) else list(indicators)
 
 
 def _brief(metrics: dict[str, float]) -> str:
