@@ -39,7 +39,7 @@ def benchmark(tmp_path_factory):
 
 def test_every_method_is_a_child_run_with_its_metrics(benchmark):
     tmp, metrics = benchmark
-    methods = {"value_quantile", "rfm", "kmeans", "gmm", "minibatch_kmeans"}
+    methods = {"value_quantile", "rfm", "kmeans", "rfm_score", "gmm", "minibatch_kmeans"}
     runs = runs_of(tmp, "tierlab-debug")  # debug=fast names the experiment
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -63,6 +63,7 @@ def test_comparison_table_plots_and_tiers_are_written(benchmark):
         "value_quantile",
         "rfm",
         "kmeans",
+        "rfm_score",
         "gmm",
         "minibatch_kmeans",
     ]
@@ -74,7 +75,7 @@ def test_comparison_table_plots_and_tiers_are_written(benchmark):
     indicators = pd.read_parquet(tmp / "out" / "indicators.parquet")
     assert tiers["customer_id"].tolist() == indicators["customer_id"].tolist()
     profit = indicators.set_index("customer_id")["profit_12m"]
-    for method in ("value_quantile", "kmeans", "gmm"):
+    for method in tiers.columns.drop("customer_id"):
         means = profit.groupby(tiers.set_index("customer_id")[method]).mean()
         assert means.is_monotonic_decreasing, method  # tier 1 = most valuable
 
@@ -99,8 +100,9 @@ def test_benchmark_on_the_credit_card_data_skips_what_it_cannot_measure(tmp_path
     )
     metrics = run(compose(overrides, output_dir=tmp_path / "out"))
     table = pd.read_csv(tmp_path / "out" / "segmentation" / "comparison.csv").set_index("method")
-    assert table.loc["rfm", "status"] == "skipped"
-    assert "recency" in table.loc["rfm", "note"]
+    for rfm in ("rfm", "rfm_score"):
+        assert table.loc[rfm, "status"] == "skipped"
+        assert "recency" in table.loc[rfm, "note"]
     done = table.loc[table["status"] == "done"]
     assert set(done.index) == {"value_quantile", "kmeans", "gmm", "minibatch_kmeans"}
     assert done["note"].str.contains("no holdout window").all()
