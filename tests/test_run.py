@@ -10,28 +10,9 @@ import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from run_helpers import finished_runs, isolated
 from tierlab.config import compose
 from tierlab.run import run
-
-
-def isolated(tmp_path: Path, *overrides: str, data: str = "synthetic") -> list[str]:
-    """Overrides that keep a run's store, cache and outputs inside tmp_path."""
-    cache = [f"data.cache_dir={tmp_path}/cache"] if data == "synthetic" else []
-    return [
-        f"data={data}",
-        "debug=fast",
-        f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
-        f"tracking.artifact_root={tmp_path}/artifacts",
-        *cache,
-        *overrides,
-    ]
-
-
-def finished_runs(tmp_path: Path, experiment: str = "tierlab-debug"):
-    """The parent runs of an experiment (each `tierlab run`), without the stages' child runs."""
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
-    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
-    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
 def test_run_returns_metrics_and_tracks_one_finished_run(tmp_path):

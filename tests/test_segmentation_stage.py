@@ -1,32 +1,13 @@
 """The segmentation stage end to end: every method, child runs, comparison, clear errors."""
 
-from pathlib import Path
-
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from run_helpers import all_runs, finished_runs, isolated
 from tierlab.config import compose
 from tierlab.run import run
-
-
-def isolated(tmp_path: Path, *overrides: str, data: str = "synthetic") -> list[str]:
-    cache = [f"data.cache_dir={tmp_path}/cache"] if data == "synthetic" else []
-    return [
-        f"data={data}",
-        "debug=fast",
-        f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
-        f"tracking.artifact_root={tmp_path}/artifacts",
-        *cache,
-        *overrides,
-    ]
-
-
-def runs_of(tmp_path: Path, experiment: str):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
-    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +21,7 @@ def benchmark(tmp_path_factory):
 def test_every_method_is_a_child_run_with_its_metrics(benchmark):
     tmp, metrics = benchmark
     methods = {"value_quantile", "rfm", "kmeans", "rfm_score", "gmm", "minibatch_kmeans"}
-    runs = runs_of(tmp, "tierlab-debug")  # debug=fast names the experiment
+    runs = all_runs(tmp)  # debug=fast names the experiment
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert {r.info.run_name for r in children} == {f"seg-{m}" for m in methods}
@@ -127,7 +108,5 @@ def test_bad_segmentation_configs_fail_clearly(tmp_path, override, match):
     cfg = compose(isolated(tmp_path, override), output_dir=tmp_path / "out")
     with pytest.raises(ValueError, match=match):
         run(cfg)
-    (failed,) = [
-        r for r in runs_of(tmp_path, "tierlab-debug") if "mlflow.parentRunId" not in r.data.tags
-    ]
+    (failed,) = finished_runs(tmp_path)
     assert failed.info.status == "FAILED"
