@@ -124,6 +124,12 @@ def evaluate(
     result.update(M.internal_metrics(space, tiers, int(settings.silhouette_sample), seed))
     result["stability_ari"] = M.stability(estimator, X, int(settings.stability_bootstrap), seed)
     notes = []
+    selection = getattr(estimator, "selection_", None)
+    if selection is not None and len(selection) > 1:
+        if estimator.n_clusters_ == selection["k"].max():
+            notes.append(f"k={estimator.n_clusters_} is the top of the range searched")
+        elif estimator.n_clusters_ == selection["k"].min():
+            notes.append(f"k={estimator.n_clusters_} is the bottom of the range searched")
     if holdout is not None:
         result.update(M.business_metrics(tiers, holdout.to_numpy()))
         if not holdout.sum() > 0:
