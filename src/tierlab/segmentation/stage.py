@@ -180,7 +180,11 @@ def run_segmentation_stage(
             if result.profile is not None:
                 mlflow.log_text(result.profile.to_csv(), f"seg/{name}_tier_profile.csv")
         results[name] = result
-        log.info("segmentation %s: %s", name, result.note or _brief(result.metrics))
+        log.info(
+            "segmentation %s: %s",
+            name,
+            "; ".join(filter(None, [_brief(result.metrics), result.note])),
+        )
 
     comparison = comparison_table(results)
     tiers = pd.DataFrame(
