@@ -345,3 +345,14 @@ def test_init_stores_kwargs_only():
     m = BetaGeoModel(max_iter=7, tol=1e-3)
     assert m.get_params() == {"max_iter": 7, "tol": 1e-3}
     assert not hasattr(m, "params_")
+
+
+def test_data_without_dropout_fail_with_a_boundary_hint():
+    rng = np.random.default_rng(0)
+    T = rng.uniform(20, 60, 2000)
+    x = rng.poisson(2.0, 2000)
+    summary = pd.DataFrame(
+        {"frequency": x, "recency": np.where(x > 0, T * rng.uniform(0.3, 1.0, 2000), 0.0), "T": T}
+    )
+    with pytest.raises(RuntimeError, match=r"did not converge: .*rises towards a boundary"):
+        BetaGeoModel().fit(summary)

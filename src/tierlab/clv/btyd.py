@@ -172,8 +172,16 @@ def _standard_errors(
 
 
 def _check_converged(res: object, name: str) -> None:
-    if not res.success:  # type: ignore[attr-defined]
-        raise RuntimeError(f"{name} fit did not converge: {res.message}")  # type: ignore[attr-defined]
+    if res.success:  # type: ignore[attr-defined]
+        return
+    theta = np.exp(res.x)  # type: ignore[attr-defined]
+    hint = ""
+    if np.any(theta > 1e6) or np.any(theta < 1e-6):
+        hint = (
+            f"; the likelihood rises towards a boundary (parameters {np.round(theta, 6).tolist()}"
+            "): the data do not look like this model's process, so no interior estimate exists"
+        )
+    raise RuntimeError(f"{name} fit did not converge: {res.message}{hint}")  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------------
