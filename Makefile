@@ -50,9 +50,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests notebooks bench
 	$(BIN)/ruff format src tests notebooks bench
 
-## Run the benchmarks and write bench/RESULTS.md
+## Run the benchmarks and write bench/RESULTS.md and bench/RESULTS_CLV.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.clv
 
 ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 mlflow-ui: $(STAMP)
