@@ -189,6 +189,25 @@ def _check_converged(res: object, name: str) -> None:
     raise RuntimeError(f"{name} fit did not converge: {res.message}{hint}")  # type: ignore[attr-defined]
 
 
+def fit_and_store(
+    estimator: BaseEstimator,
+    loglik_grad: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    theta0: np.ndarray,
+    n: float,
+    names: tuple[str, ...],
+) -> None:
+    """Maximise the likelihood, check convergence, and set ``params_``,
+    ``standard_errors_``, ``log_likelihood_`` and ``n_customers_`` on ``estimator`` (the fitting
+    tail every BTYD model shares)."""
+    theta, ll, res = _fit_mle(loglik_grad, theta0, n, estimator.max_iter, estimator.tol)
+    _check_converged(res, type(estimator).__name__)
+    se = _standard_errors(loglik_grad, theta)
+    estimator.params_ = dict(zip(names, map(float, theta), strict=True))
+    estimator.standard_errors_ = dict(zip(names, map(float, se), strict=True))
+    estimator.log_likelihood_ = ll
+    estimator.n_customers_ = int(n)
+
+
 # --------------------------------------------------------------------------------------------
 # BG/NBD
 # --------------------------------------------------------------------------------------------
@@ -287,13 +306,7 @@ class BetaGeoModel(BaseEstimator):
 
         # start: r = 1, alpha on the time scale of the data, a = b = 1
         theta0 = np.array([1.0, max(float(np.mean(T)), 1e-3), 1.0, 1.0])
-        theta, ll, res = _fit_mle(loglik_grad, theta0, n, self.max_iter, self.tol)
-        _check_converged(res, "BetaGeoModel")
-        se = _standard_errors(loglik_grad, theta)
-        self.params_ = dict(zip(BGNBD_PARAMS, map(float, theta), strict=True))
-        self.standard_errors_ = dict(zip(BGNBD_PARAMS, map(float, se), strict=True))
-        self.log_likelihood_ = ll
-        self.n_customers_ = int(n)
+        fit_and_store(self, loglik_grad, theta0, n, BGNBD_PARAMS)
         self.n_unique_rows_ = len(x)
         return self
 
@@ -448,13 +461,7 @@ class GammaGammaModel(BaseEstimator):
 
         # start: p = 1, q = 2, v = mean spend (then E[spend] = p v / (q - 1) = mean spend)
         theta0 = np.array([1.0, 2.0, float(np.average(zbar, weights=counts))])
-        theta, ll, res = _fit_mle(loglik_grad, theta0, n, self.max_iter, self.tol)
-        _check_converged(res, "GammaGammaModel")
-        se = _standard_errors(loglik_grad, theta)
-        self.params_ = dict(zip(GAMMA_GAMMA_PARAMS, map(float, theta), strict=True))
-        self.standard_errors_ = dict(zip(GAMMA_GAMMA_PARAMS, map(float, se), strict=True))
-        self.log_likelihood_ = ll
-        self.n_customers_ = int(n)
+        fit_and_store(self, loglik_grad, theta0, n, GAMMA_GAMMA_PARAMS)
         return self
 
     def expected_spend(self, summary: pd.DataFrame) -> pd.Series:

@@ -35,13 +35,7 @@ from scipy.special import expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tierlab.clv.btyd import (
-    _check_converged,
-    _compress,
-    _fit_mle,
-    _standard_errors,
-    validate_summary,
-)
+from tierlab.clv.btyd import _compress, fit_and_store, validate_summary
 
 PARETO_NBD_PARAMS = ("r", "alpha", "s", "beta")
 _COLUMNS = ("frequency", "recency", "T")
@@ -205,13 +199,7 @@ class ParetoNBDModel(BaseEstimator):
         # start: r = s = 1, alpha and beta on the time scale of the data
         scale = max(float(np.mean(T)), 1e-3)
         theta0 = np.array([1.0, scale, 1.0, scale])
-        theta, ll, res = _fit_mle(loglik_grad, theta0, n, self.max_iter, self.tol)
-        _check_converged(res, "ParetoNBDModel")
-        se = _standard_errors(loglik_grad, theta)
-        self.params_ = dict(zip(PARETO_NBD_PARAMS, map(float, theta), strict=True))
-        self.standard_errors_ = dict(zip(PARETO_NBD_PARAMS, map(float, se), strict=True))
-        self.log_likelihood_ = ll
-        self.n_customers_ = int(n)
+        fit_and_store(self, loglik_grad, theta0, n, PARETO_NBD_PARAMS)
         self.n_unique_rows_ = len(x)
         return self
 
