@@ -7,9 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from features_fixture import indicators
 from tierlab.config import compose
+from tierlab.data.split import CalibrationSplit
+from tierlab.features.engine import connect, tables
+from tierlab.features.stage import training_snapshot
 
 CUTOFF = pd.Timestamp("2024-12-31")  # debug bank: 36 months from 2023-01, holdout 12 months
 AFTER = CUTOFF + pd.Timedelta(days=1)
@@ -116,3 +120,27 @@ def test_duckdb_and_polars_agree_column_by_column(bank):
             pd.testing.assert_series_equal(a, b, check_exact=True, obj=doc.name)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=doc.name)
+
+
+def snapshot(data):
+    """The training snapshot of the CLV models for the 12-month split at CUTOFF."""
+    features = OmegaConf.to_container(compose(["debug=fast"]).features, resolve=True)
+    split = CalibrationSplit.from_config(CUTOFF, 12, data.data_start, data.data_end)
+    con = connect("duckdb", {"threads": 1})
+    return training_snapshot(con, tables(con, data), features, split, data.data_start)
+
+
+def test_the_clv_training_snapshot_ends_at_the_cutoff_and_ignores_the_future(bank):
+    before = snapshot(bank)
+    assert before.split.cutoff == pd.Timestamp("2023-12-31")
+    assert before.split.holdout_end == CUTOFF
+    assert before.targets["holdout_value"].abs().sum() > 0
+    after = snapshot(rewrite_the_future(bank))
+    pd.testing.assert_frame_equal(before.indicators, after.indicators)
+    pd.testing.assert_frame_equal(before.targets, after.targets)
+
+
+def test_no_training_snapshot_without_a_horizon_of_history(bank):
+    split = CalibrationSplit.from_config(CUTOFF, 12, bank.data_start, bank.data_end)
+    assert split.training_split(pd.Timestamp("2023-12-31")) is None
+    assert split.training_split(None).cutoff == pd.Timestamp("2023-12-31")

@@ -24,11 +24,13 @@ def targets(data, holdout_months=3, rate=RATE):
 def test_value_is_discounted_holdout_profit_and_activity_is_own_transactions():
     frame = targets(tiny_bank()).set_index("customer_id")
     assert frame.index.tolist() == [1, 2]
-    assert frame.columns.tolist() == ["holdout_value", "holdout_active"]
+    assert frame.columns.tolist() == ["holdout_value", "holdout_active", "holdout_transactions"]
     # 2025-01-31 is month 1 of the holdout: profit 1000 weighs 1 / 1.01
     assert frame.loc[1, "holdout_value"] == pytest.approx(1000 / 1.01)
     assert frame.loc[1, "holdout_active"] == 1  # card purchase on 2025-01-01
+    assert frame.loc[1, "holdout_transactions"] == 1
     assert (frame.loc[2, "holdout_value"], frame.loc[2, "holdout_active"]) == (0.0, 0)
+    assert frame.loc[2, "holdout_transactions"] == 0
 
 
 def test_without_a_profit_table_value_is_discounted_spend():

@@ -70,6 +70,19 @@ class CalibrationSplit:
             )
         return cls(cutoff=cut, holdout_end=holdout_end, holdout_months=int(holdout_months))
 
+    def training_split(self, data_start: pd.Timestamp | None) -> CalibrationSplit | None:
+        """The same split moved back by one holdout length, wholly inside calibration.
+
+        Its cut-off is ``holdout_months`` before this cut-off and its holdout window ends at this
+        cut-off, so supervised models learn "indicators at a cut-off -> value over the next
+        window" from calibration data alone and are then applied at this cut-off.  ``None`` when
+        that cut-off would not be after ``data_start`` (no history to compute indicators from).
+        """
+        cut = shift_months(self.cutoff, -self.holdout_months)
+        if data_start is not None and cut <= pd.Timestamp(data_start).normalize():
+            return None
+        return CalibrationSplit(cut, self.cutoff, self.holdout_months)
+
     @property
     def calibration_end(self) -> pd.Timestamp:
         """First instant after the calibration period (exclusive upper bound)."""

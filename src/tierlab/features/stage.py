@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from tierlab.data.split import CalibrationSplit
 from tierlab.data.stage import DataStageResult
 from tierlab.features.btyd import BTYD_COLUMNS
 from tierlab.features.context import Context
@@ -30,14 +31,25 @@ MONEY_UNITS = ("currency", "currency per month")
 
 
 @dataclass
+class TrainingSnapshot:
+    """Indicators and targets one holdout length earlier (see
+    :meth:`CalibrationSplit.training_split`): what supervised CLV models learn from."""
+
+    indicators: pd.DataFrame
+    targets: pd.DataFrame
+    split: CalibrationSplit
+
+
+@dataclass
 class FeaturesResult:
-    """What later stages receive: indicators, targets (``None`` without a time axis) and the
-    data dictionary."""
+    """What later stages receive: indicators, targets (``None`` without a time axis), the
+    data dictionary and the training snapshot (``None`` when disabled or without history)."""
 
     indicators: pd.DataFrame
     targets: pd.DataFrame | None
     dictionary: list[Indicator]
     metrics: dict[str, float]
+    training: TrainingSnapshot | None = None
 
 
 def run_features_stage(
@@ -70,6 +82,9 @@ def run_features_stage(
             float(features["targets"]["discount_rate_monthly"]),
             data.truth,
         )
+    training = None
+    if split is not None and features["training_snapshot"]:
+        training = training_snapshot(con, sources, features, split, data.data_start)
     seconds = time.perf_counter() - started
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +94,10 @@ def run_features_stage(
     btyd = btyd_summary(indicators)
     if btyd is not None:
         btyd.to_parquet(output_dir / "btyd_summary.parquet", index=False)
+    if training is not None:
+        training.indicators.to_parquet(output_dir / "train_indicators.parquet", index=False)
+        training.targets.to_parquet(output_dir / "train_targets.parquet", index=False)
+        mlflow.set_tag("training_cutoff", str(training.split.cutoff.date()))
     folder = output_dir / "features"
     folder.mkdir(exist_ok=True)
     dictionary_frame(dictionary).to_csv(folder / "data_dictionary.csv", index=False)
@@ -105,6 +124,8 @@ def run_features_stage(
             corr = targets["holdout_value"].corr(targets["true_expected_value"])
             if math.isfinite(corr):
                 metrics["targets/truth_correlation"] = float(corr)
+    if training is not None:
+        metrics["features/training_n_customers"] = float(len(training.indicators))
     mlflow.log_metrics(metrics)
     log.info(
         "features: %d indicators for %d customers in %.1f s on %s",
@@ -113,7 +134,29 @@ def run_features_stage(
         seconds,
         features["engine"],
     )
-    return FeaturesResult(indicators, targets, dictionary, metrics)
+    return FeaturesResult(indicators, targets, dictionary, metrics, training)
+
+
+def training_snapshot(
+    con, sources: dict, features: dict, split: CalibrationSplit, data_start: pd.Timestamp | None
+) -> TrainingSnapshot | None:
+    """Indicators at the training cut-off and targets over its holdout (which ends at the
+    real cut-off); ``None`` (logged) when the data do not reach back far enough."""
+    earlier = split.training_split(data_start)
+    if earlier is None:
+        log.info(
+            "features: no training snapshot: %d months before the cut-off %s is not after the "
+            "data start %s; supervised CLV models will be skipped",
+            split.holdout_months,
+            split.cutoff.date(),
+            None if data_start is None else pd.Timestamp(data_start).date(),
+        )
+        return None
+    ctx = Context.from_config(features, earlier.cutoff)
+    indicators, _ = build_indicators(con, sources, ctx)
+    rate = float(features["targets"]["discount_rate_monthly"])
+    targets = build_targets(con, sources, ctx, earlier, rate, truth=None)
+    return TrainingSnapshot(indicators, targets, earlier)
 
 
 def btyd_summary(indicators: pd.DataFrame) -> pd.DataFrame | None:

@@ -5,6 +5,9 @@
   ``(1 + r)^-k``): the sum of monthly profit when the data set has a profitability table,
   else the sum of (customer-initiated) transaction amounts;
 * ``holdout_active``: 1 if the customer made a (customer-initiated) transaction in the holdout;
+* ``holdout_transactions``: number of purchase days in the holdout (days with a
+  customer-initiated transaction; same-day transactions count once, as in the BTYD summary), the
+  quantity the BTYD transaction models predict;
 * ``true_expected_value`` (synthetic data only): the generator's expected discounted profit
   over the same window, given each customer's latent state at the cut-off.
 """
@@ -18,10 +21,10 @@ import pandas as pd
 
 from tierlab.data.split import CalibrationSplit
 from tierlab.features.context import Context
-from tierlab.features.engine import epoch, month_number, seconds
+from tierlab.features.engine import day_seconds, epoch, month_number, seconds
 from tierlab.features.indicators import population
 
-TARGET_COLUMNS = ("holdout_value", "holdout_active", "true_expected_value")
+TARGET_COLUMNS = ("holdout_value", "holdout_active", "holdout_transactions", "true_expected_value")
 
 
 def build_targets(
@@ -49,7 +52,10 @@ def build_targets(
         if "type" in t.columns and ctx.system_types:
             t = t.filter(~t.type.isin(list(ctx.system_types)))
         k = (month_number(t.timestamp) - cut_month).cast("float64")
-        aggs = {"holdout_active": (t.amount.count() > 0).cast("int64")}
+        aggs = {
+            "holdout_active": (t.amount.count() > 0).cast("int64"),
+            "holdout_transactions": day_seconds(t.timestamp).nunique().cast("int64"),
+        }
         if "profitability" not in tables:
             aggs["holdout_value"] = (t.amount * (k * log_discount).exp()).sum()
         parts.append(t.group_by("customer_id").aggregate(**aggs))
@@ -69,7 +75,7 @@ def build_targets(
     result = result.mutate(
         **{
             c: result[c].fill_null(0)
-            for c in ("holdout_value", "holdout_active")
+            for c in ("holdout_value", "holdout_active", "holdout_transactions")
             if c in result.columns
         }
     )

@@ -230,13 +230,14 @@ def comparison_table(results: dict[str, MethodResult]) -> pd.DataFrame:
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
-    """The comparison table as Markdown (numbers to 3 decimals, skipped metrics blank)."""
+    """A comparison table as Markdown (numbers to 3 decimals and right-aligned, missing
+    metrics blank, the ``seconds`` column left out)."""
     shown = table.drop(columns=["seconds"], errors="ignore")
     header = "| " + " | ".join(shown.columns) + " |"
     rule = (
         "|"
         + "|".join(
-            "---:" if c not in ("method", "status", "note") else "---" for c in shown.columns
+            "---:" if pd.api.types.is_numeric_dtype(shown[c]) else "---" for c in shown.columns
         )
         + "|"
     )
