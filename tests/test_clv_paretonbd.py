@@ -295,7 +295,7 @@ GOOD = pd.DataFrame({"frequency": [0.0, 2.0], "recency": [0.0, 3.0], "T": [5.0, 
 
 
 def test_bad_input_reuses_validate_summary():
-    """Validation is validate_summary's (tested in full in test_clv_btyd.py)."""
+    """Validation is validate_summary's (tested in full in test_clv_bgnbd.py)."""
     with pytest.raises(ValueError, match=r"missing required column\(s\) \['T'\]"):
         ParetoNBDModel().fit(GOOD.drop(columns="T"))
     with pytest.raises(

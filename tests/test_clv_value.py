@@ -42,7 +42,7 @@ def test_discounting_weighs_period_k_by_one_over_one_plus_d_to_the_k():
 
 
 def test_bg_nbd_and_gamma_gamma_give_positive_increasing_clv():
-    from test_clv_btyd import simulate_bgnbd
+    from test_clv_bgnbd import simulate_bgnbd
     from tierlab.clv import BetaGeoModel, GammaGammaModel
 
     summary = simulate_bgnbd(3000, {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}, 52.0, seed=1)

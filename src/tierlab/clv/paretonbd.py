@@ -2,8 +2,8 @@
 
 While alive a customer buys as a Poisson process with rate lambda ~ Gamma(r, rate alpha); the
 unobserved lifetime is exponential with rate mu ~ Gamma(s, rate beta), independent of lambda.
-The estimator follows the scikit-learn contract of :class:`tierlab.clv.btyd.BetaGeoModel` and
-reuses its validation, row compression and maximum-likelihood helpers.
+The estimator follows the scikit-learn contract of :class:`tierlab.clv.bgnbd.BetaGeoModel` and
+uses the validation, row compression and maximum-likelihood helpers of :mod:`tierlab.clv.mle`.
 
 Numerics. The likelihood (Eq. 22 of Fader & Hardie 2005) contains Gaussian hypergeometric
 functions 2F1(r+s+x, b; r+s+x+1; z) with ``b = s+1`` (alpha >= beta) or ``b = r+x``
@@ -12,7 +12,8 @@ which overflows for large x; the Euler transformation
 2F1(A, b; A+1; z) = (1-z)^(1-b) 2F1(1, A+1-b; A+1; z)
 leaves a factor 2F1(1, .; .; z) that lies between 1 and (A)/(A-b) (finite at z -> 1), and the
 power (1-z)^(1-b) is folded into the log-space terms. Everything else is in logs
-(``gammaln``, ``logaddexp``) and vectorised over the unique ``(x, t_x, T)`` rows.
+(``gammaln``, ``logaddexp``) and vectorised over the unique ``(x, t_x, T)`` rows; the 2F1
+terms, functions of ``(x, t)`` alone, over the distinct ``(x, t_x)`` and ``(x, T)`` pairs.
 
 The gradient used by L-BFGS-B is numerical (central differences of the vectorised
 log-likelihood); an analytic gradient would need derivatives of 2F1 in its parameters.
@@ -35,7 +36,7 @@ from scipy.special import expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tierlab.clv.btyd import _compress, fit_and_store, validate_summary
+from tierlab.clv.mle import compress, fit_and_store, validate_summary
 
 PARETO_NBD_PARAMS = ("r", "alpha", "s", "beta")
 _COLUMNS = ("frequency", "recency", "T")
@@ -74,14 +75,14 @@ def _log_a0_term(theta: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _pnbd_terms(
-    theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    theta: np.ndarray, x: np.ndarray, T: np.ndarray, l_tx: np.ndarray, l_T: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pieces of the Pareto/NBD individual log-likelihood (Eq. 22 in Fader & Hardie 2005).
 
     L = Gamma(r+x) alpha^r beta^s / Gamma(r)
         { 1 / ((alpha+T)^(r+x) (beta+T)^s) + s / (r+s+x) A_0 },
-    A_0 = term(t_x) - term(T) (the two 2F1 terms of Eq. 22). Returns ``c, u, v`` with
-    log L = c + logaddexp(u, v):
+    A_0 = term(t_x) - term(T) (the two 2F1 terms of Eq. 22, whose logs ``l_tx`` and ``l_T``
+    come from :func:`_log_a0_term`). Returns ``c, u, v`` with log L = c + logaddexp(u, v):
       c = log Gamma(r+x) - log Gamma(r) + r log alpha + s log beta
       u = -(r+x) log(alpha+T) - s log(beta+T)          (customer alive at T)
       v = log(s/(r+s+x)) + log A_0                      (customer died in (t_x, T])
@@ -91,14 +92,56 @@ def _pnbd_terms(
     rx = r + x
     c = gammaln(rx) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     u = -rx * np.log(alpha + T) - s * np.log(beta + T)
-    l_tx = _log_a0_term(theta, x, t_x)
-    l_T = _log_a0_term(theta, x, T)
     # A_0 = exp(l_tx) - exp(l_T) >= 0 since the term decreases in t; log1p(-exp(.)) form
     delta = np.minimum(l_T - l_tx, 0.0)
     with np.errstate(divide="ignore"):
         log_a0 = l_tx + np.log(-np.expm1(delta))
     v = np.log(s) - np.log(r + s + x) + log_a0
     return c, u, v
+
+
+class _Rows:
+    """Customers' ``(x, t_x, T)`` and the distinct ``(x, t)`` pairs among their ``(x, t_x)``
+    and ``(x, T)``.
+
+    The hypergeometric terms of Eq. 22 depend on ``(x, t)`` only, and with purchase days there
+    are far fewer distinct pairs than rows (20k pairs against 332k unique rows in bench/clv.py),
+    so :meth:`terms` evaluates them once per pair.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+        self.x, self.T = x, T
+        x_codes, x_levels = pd.factorize(np.concatenate([x, x]))
+        t_codes, t_levels = pd.factorize(np.concatenate([t_x, T]))
+        pair, keys = pd.factorize(x_codes.astype(np.int64) * len(t_levels) + t_codes)
+        self.pair_x, self.pair_t = x_levels[keys // len(t_levels)], t_levels[keys % len(t_levels)]
+        self.at_t_x, self.at_T = pair[: len(x)], pair[len(x) :]
+
+    def terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``c, u, v`` of :func:`_pnbd_terms` for every row."""
+        log_term = _log_a0_term(theta, self.pair_x, self.pair_t)
+        return _pnbd_terms(theta, self.x, self.T, log_term[self.at_t_x], log_term[self.at_T])
+
+
+def _loglik(theta: np.ndarray, rows: _Rows, w: np.ndarray) -> float:
+    theta = np.asarray(theta, dtype=float)
+    if not np.all(theta > 0):
+        return -np.inf
+    c, u, v = rows.terms(theta)
+    return float(w @ (c + np.logaddexp(u, v)))
+
+
+def _loglik_grad(theta: np.ndarray, rows: _Rows, w: np.ndarray) -> tuple[float, np.ndarray]:
+    theta = np.asarray(theta, dtype=float)
+    ll = _loglik(theta, rows, w)
+    grad = np.empty(len(theta))
+    for j in range(len(theta)):
+        h = 6e-6 * theta[j]
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        grad[j] = (_loglik(up, rows, w) - _loglik(down, rows, w)) / (up[j] - down[j])
+    return ll, grad
 
 
 def pnbd_loglik(
@@ -112,12 +155,8 @@ def pnbd_loglik(
 
     ``weights`` count customers sharing a row. Returns -inf outside the parameter space.
     """
-    theta = np.asarray(theta, dtype=float)
-    if not np.all(theta > 0):
-        return -np.inf
     w = np.ones_like(x) if weights is None else weights
-    c, u, v = _pnbd_terms(theta, x, t_x, T)
-    return float(w @ (c + np.logaddexp(u, v)))
+    return _loglik(theta, _Rows(x, t_x, T), w)
 
 
 def pnbd_loglik_grad(
@@ -132,18 +171,8 @@ def pnbd_loglik_grad(
     Central differences with relative step eps^(1/3) ~ 6e-6 (truncation and rounding error
     balanced). An analytic gradient would need d 2F1 / d(parameters); not implemented.
     """
-    theta = np.asarray(theta, dtype=float)
-    ll = pnbd_loglik(theta, x, t_x, T, weights)
-    grad = np.empty(len(theta))
-    for j in range(len(theta)):
-        h = 6e-6 * theta[j]
-        up, down = theta.copy(), theta.copy()
-        up[j] += h
-        down[j] -= h
-        grad[j] = (pnbd_loglik(up, x, t_x, T, weights) - pnbd_loglik(down, x, t_x, T, weights)) / (
-            up[j] - down[j]
-        )
-    return ll, grad
+    w = np.ones_like(x) if weights is None else weights
+    return _loglik_grad(theta, _Rows(x, t_x, T), w)
 
 
 class ParetoNBDModel(BaseEstimator):
@@ -190,11 +219,12 @@ class ParetoNBDModel(BaseEstimator):
         """Fit by maximum likelihood on a BTYD summary frame; returns ``self``."""
         d = validate_summary(summary, _COLUMNS)
         # customers with the same (x, t_x, T) share one likelihood term
-        (x, t_x, T), counts = _compress(d["frequency"], d["recency"], d["T"])
+        (x, t_x, T), counts = compress(d["frequency"], d["recency"], d["T"])
         n = float(counts.sum())
+        rows = _Rows(x, t_x, T)
 
         def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            return pnbd_loglik_grad(theta, x, t_x, T, counts)
+            return _loglik_grad(theta, rows, counts)
 
         # start: r = s = 1, alpha and beta on the time scale of the data
         scale = max(float(np.mean(T)), 1e-3)
@@ -211,7 +241,7 @@ class ParetoNBDModel(BaseEstimator):
         """Per-customer log-likelihood at the fitted parameters (Eq. 22, F&H 2005)."""
         theta = self._theta()
         d = validate_summary(summary, _COLUMNS)
-        c, u, v = _pnbd_terms(theta, d["frequency"], d["recency"], d["T"])
+        c, u, v = _Rows(d["frequency"], d["recency"], d["T"]).terms(theta)
         return pd.Series(c + np.logaddexp(u, v), index=summary.index, name="log_likelihood")
 
     def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
@@ -226,7 +256,7 @@ class ParetoNBDModel(BaseEstimator):
         """
         theta = self._theta()
         d = validate_summary(summary, _COLUMNS)
-        _, u, v = _pnbd_terms(theta, d["frequency"], d["recency"], d["T"])
+        _, u, v = _Rows(d["frequency"], d["recency"], d["T"]).terms(theta)
         return pd.Series(expit(u - v), index=summary.index, name="probability_alive")
 
     def expected_transactions(self, summary: pd.DataFrame, horizon: float) -> pd.Series:
