@@ -18,6 +18,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from tierlab import tracking
+from tierlab.clv.stage import run_clv_stage
 from tierlab.config import CONF_DIR, register_resolvers
 from tierlab.data.stage import run_data_stage
 from tierlab.features.stage import run_features_stage
@@ -30,8 +31,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Run every pipeline stage that exists on ``cfg`` and return the metric dict.
 
     Stages so far: data (load/generate, validate, split, realism report), features (value
-    indicators as of the cut-off, holdout targets, data dictionary) and segmentation (every
-    configured method's tiers and their comparison).  The returned dict
+    indicators as of the cut-off, holdout targets, data dictionary), segmentation (every
+    configured method's tiers and their comparison) and CLV (every configured model's holdout
+    predictions and their comparison).  The returned dict
     has slash-namespaced keys (``data/n_customers``, ...) shared with MLflow and the report.
     """
     OmegaConf.set_struct(cfg, True)
@@ -47,6 +49,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(features.metrics)
         segmentation = run_segmentation_stage(cfg, data_stage, features, output_dir)
         metrics.update(segmentation.metrics)
+        clv = run_clv_stage(cfg, data_stage, features, output_dir)
+        if clv is not None:
+            metrics.update(clv.metrics)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         mlflow.log_artifact(str(output_dir / "metrics.json"))
     log.info("outputs: %s", output_dir)
