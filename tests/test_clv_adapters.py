@@ -96,3 +96,14 @@ def test_a_likelihood_without_interior_maximum_is_a_fit_failure():
     )
     with pytest.raises(FitFailed, match="did not converge"):
         BTYDRegressor().fit(X)
+
+
+def test_a_spend_model_without_finite_mean_is_a_fit_failure(indicators):
+    # Gamma-Gamma spend with q < 1: the population mean spend p v / (q - 1) does not exist
+    rng = np.random.default_rng(5)
+    x = indicators["btyd_frequency"].fillna(0).to_numpy()
+    nu = rng.gamma(0.7, 1.0 / 10.0, len(x))
+    zbar = rng.gamma(np.maximum(4.0 * x, 1e-9), 1.0 / (np.maximum(x, 1) * nu))
+    X = indicators.assign(btyd_monetary_value=np.where(x > 0, zbar, 0.0))
+    with pytest.raises(FitFailed, match="q=.* <= 1"):
+        BTYDRegressor().fit(X)

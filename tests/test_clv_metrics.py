@@ -63,6 +63,8 @@ def test_perfect_ranking_with_offset_prediction():
     assert m["mean_predicted"] == pytest.approx(3.7)
     # each decile is one customer; the 5 zero-actual deciles are skipped: mean of 2/|a|
     assert m["decile_mape"] == pytest.approx(np.mean([2 / 10, 2 / 5, 2 / 3, 2 / 1, 2 / 2]))
+    # WAPE: every one of the 10 deciles is off by 2, over the sum of |actual| = 21
+    assert m["decile_wape"] == pytest.approx(10 * 2 / 21)
 
 
 def test_reversed_ranking_has_negative_gini_and_spearman():
@@ -134,7 +136,8 @@ def test_constant_actual_has_nan_gini_and_spearman_but_defined_shares():
 
 
 def test_decile_mape_is_nan_when_every_decile_has_zero_actual():
-    assert np.isnan(value_metrics(np.zeros(12), np.arange(12.0))["decile_mape"])
+    m = value_metrics(np.zeros(12), np.arange(12.0))
+    assert np.isnan(m["decile_mape"]) and np.isnan(m["decile_wape"])
 
 
 def test_series_are_taken_by_position():

@@ -18,6 +18,9 @@ from tierlab.clv.regressors import (
 )
 from tierlab.segmentation.preprocess import NotApplicable, signed_log1p
 
+PROFIT = {"column": "profit_12m", "months": 12, "unit": "profit"}
+SPEND = {"column": "monetary_total_12m", "months": 12, "unit": "transaction_amount"}
+
 
 def frame(n=400, seed=0):
     rng = np.random.default_rng(seed)
@@ -118,7 +121,7 @@ def test_hurdle_without_a_second_class_uses_the_share_and_the_mean():
 
 def test_trailing_value_scales_the_window_to_the_discounted_horizon():
     X = pd.DataFrame({"profit_12m": [120.0, -24.0, np.nan], "tenure_days": [1000, 1000, 1000]})
-    model = TrailingValue({"profit_12m": 12}, horizon_months=6, discount_rate_monthly=0.01)
+    model = TrailingValue([PROFIT], horizon_months=6, discount_rate_monthly=0.01)
     pred = model.fit(X).predict(X)
     np.testing.assert_allclose(pred, np.array([10.0, -2.0, 0.0]) * annuity(6, 0.01))
 
@@ -126,20 +129,24 @@ def test_trailing_value_scales_the_window_to_the_discounted_horizon():
 def test_calibration_mean_divides_by_the_months_observed():
     month = 365.25 / 12
     X = pd.DataFrame({"profit_12m": [120.0, 120.0], "tenure_days": [3 * month, 0.2 * month]})
-    model = TrailingValue({"profit_12m": 12}, horizon_months=12, per_month="observed")
+    model = TrailingValue([PROFIT], horizon_months=12, per_month="observed")
     # 3 months observed -> 40 a month; under a month counts as one month
     np.testing.assert_allclose(model.fit(X).predict(X), [480.0, 1440.0])
 
 
-def test_trailing_value_takes_the_first_column_present_and_skips_without_any():
+def test_trailing_value_takes_the_first_column_present_and_its_unit():
     X = pd.DataFrame({"monetary_total_12m": [12.0]})
-    model = TrailingValue({"profit_12m": 12, "monetary_total_12m": 12}).fit(X)
-    assert model.column_ == "monetary_total_12m"
+    model = TrailingValue([PROFIT, SPEND]).fit(X)
+    assert (model.column_, model.value_unit) == ("monetary_total_12m", "transaction_amount")
+    both = X.assign(profit_12m=1.0)
+    assert TrailingValue([PROFIT, SPEND]).fit(both).value_unit == "profit"
     with pytest.raises(NotApplicable, match="needs one of the value columns"):
-        TrailingValue({"profit_12m": 12}).fit(pd.DataFrame({"x": [1.0]}))
+        TrailingValue([PROFIT]).fit(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(ValueError, match="needs column, months and unit"):
+        TrailingValue([{"column": "profit_12m"}]).fit(X)
 
 
 def test_baselines_need_no_target_and_regressors_do():
     pipe = regressor_pipeline(LinearRegression())
     assert needs_target(pipe) and needs_target(DummyRegressor())
-    assert not needs_target(TrailingValue({"profit_12m": 12}))
+    assert not needs_target(TrailingValue([PROFIT]))

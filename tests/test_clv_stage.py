@@ -1,9 +1,14 @@
 """The CLV stage end to end: every model on one holdout, child runs, comparison, plots."""
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
 from run_helpers import all_runs, finished_runs, isolated
+from tierlab.clv.adapters import BTYDRegressor
+from tierlab.clv.regressors import TrailingValue
+from tierlab.clv.stage import check_horizon
 from tierlab.config import compose
 from tierlab.run import run
 
@@ -101,3 +106,13 @@ def test_an_empty_model_list_fails_the_run_with_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="clv.models is empty"):
         run(cfg)
     assert [r.info.status for r in finished_runs(tmp_path)] == ["FAILED"]
+
+
+def test_a_model_predicting_another_horizon_than_the_target_is_refused():
+    target = SimpleNamespace(horizon_months=12, discount_rate_monthly=0.008)
+    check_horizon("ok", TrailingValue([], 12, 0.008), target)
+    check_horizon("ok", BTYDRegressor(horizon_months=12, discount_rate_monthly=0.008), target)
+    with pytest.raises(ValueError, match=r"clv.models.long: horizon_months=24 differs"):
+        check_horizon("long", TrailingValue([], 24, 0.008), target)
+    with pytest.raises(ValueError, match="discount_rate_monthly=0.0 differs"):
+        check_horizon("flat", BTYDRegressor(horizon_months=12), target)

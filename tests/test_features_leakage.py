@@ -140,7 +140,11 @@ def test_the_clv_training_snapshot_ends_at_the_cutoff_and_ignores_the_future(ban
     pd.testing.assert_frame_equal(before.targets, after.targets)
 
 
-def test_no_training_snapshot_without_a_horizon_of_history(bank):
+def test_no_training_snapshot_without_a_window_of_history_before_it(bank):
     split = CalibrationSplit.from_config(CUTOFF, 12, bank.data_start, bank.data_end)
-    assert split.training_split(pd.Timestamp("2023-12-31")) is None
     assert split.training_split(None).cutoff == pd.Timestamp("2023-12-31")
+    # 12 months of history before 2023-12-31 start on 2023-01-01
+    assert split.training_split(pd.Timestamp("2023-01-01"), 12) is not None
+    assert split.training_split(pd.Timestamp("2023-01-02"), 12) is None
+    assert split.training_split(pd.Timestamp("2023-01-02"), 6) is not None
+    assert split.training_split(pd.Timestamp("2024-01-01")) is None

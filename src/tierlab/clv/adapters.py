@@ -36,7 +36,6 @@ SUMMARY_COLUMNS = {
     "btyd_monetary_value": "monetary_value",
 }
 TRANSACTION_MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
-MONTH_DAYS = 365.25 / 12.0
 
 
 class FitFailed(RuntimeError):
@@ -112,7 +111,13 @@ class BTYDRegressor(RegressorMixin, BaseEstimator):
             ).fit(summary)
         except RuntimeError as exc:  # no convergence: the data do not fit the model
             raise FitFailed(str(exc)) from exc
-        self.period_length_ = MONTH_DAYS / unit_days(self.time_unit)
+        q = self.spend_model_.params_["q"]
+        if q <= 1.0:
+            raise FitFailed(
+                f"Gamma-Gamma q={q:.4g} <= 1: the spend distribution has no finite mean "
+                "(Fader & Hardie 2013, Eq. 5 needs q > 1), so no expected spend exists"
+            )
+        self.period_length_ = unit_days("M") / unit_days(self.time_unit)
         self.n_fitted_ = len(summary)
         self.n_features_in_ = len(SUMMARY_COLUMNS)
         return self

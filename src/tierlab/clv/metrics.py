@@ -198,6 +198,16 @@ def _decile_mape(table: pd.DataFrame) -> float:
     return float(errors.mean())
 
 
+def _decile_wape(table: pd.DataFrame) -> float:
+    """Sum over bins of |mean predicted - mean actual| over the sum of |mean actual|: the
+    decile error weighted by each bin's size of value, so that bins with a mean near 0 (common
+    with bank profit) do not dominate as they do in the MAPE; NaN when every bin mean is 0."""
+    scale = table["mean_actual"].abs().sum()
+    if scale == 0:
+        return np.nan
+    return float((table["mean_predicted"] - table["mean_actual"]).abs().sum() / scale)
+
+
 def value_metrics(actual, predicted) -> dict[str, float]:
     """Accuracy, ranking and calibration of predicted customer value against the holdout.
 
@@ -218,6 +228,8 @@ def value_metrics(actual, predicted) -> dict[str, float]:
           the total is not positive); ``top10_lift``, ``top20_lift``: share / fraction;
         * ``decile_mape``: mean relative error of the mean prediction in predicted deciles
           (bins of :func:`decile_table`; bins with mean actual 0 are skipped; NaN if none left);
+        * ``decile_wape``: the same errors weighted by |mean actual| (sum of absolute errors
+          over the sum of |mean actual|), robust to bins whose mean is near 0;
         * ``mean_predicted``, ``mean_actual``.
     """
     actual, predicted = _as_pair(("actual", "predicted"), actual, predicted)
@@ -233,7 +245,9 @@ def value_metrics(actual, predicted) -> dict[str, float]:
         out[f"{name}_share"] = _share_at(captured, fraction)
     for name, fraction in TOP_FRACTIONS.items():
         out[f"{name}_lift"] = out[f"{name}_share"] / fraction
-    out["decile_mape"] = _decile_mape(decile_table(actual, predicted))
+    deciles = decile_table(actual, predicted)
+    out["decile_mape"] = _decile_mape(deciles)
+    out["decile_wape"] = _decile_wape(deciles)
     out["mean_predicted"] = float(predicted.mean())
     out["mean_actual"] = float(actual.mean())
     return out

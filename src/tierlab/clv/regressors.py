@@ -18,7 +18,7 @@ y >= 0) model E[max(y, 0)] and say so; the hurdle model splits customers at y > 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
+from tierlab.features.btyd import unit_days
 from tierlab.segmentation.preprocess import (
     ID_COLUMN,
     IndicatorTransform,
@@ -255,8 +256,11 @@ class TrailingValue(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    columns : mapping of str to int
-        Candidate value columns and their window length in months, in order of preference.
+    columns : list of mappings
+        Candidate value columns in order of preference, each ``{column, months, unit}``: the
+        indicator, its window in months and the unit of its value (``profit`` or
+        ``transaction_amount``), exposed as ``value_unit`` after ``fit`` so that the CLV stage
+        scores a baseline in another unit than the target on ranks only.
     horizon_months, discount_rate_monthly
         The holdout horizon and its monthly discount rate (the target's).
     per_month : {"window", "observed"}
@@ -264,7 +268,7 @@ class TrailingValue(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        columns: Mapping[str, int],
+        columns: Sequence[Mapping],
         horizon_months: int = 12,
         discount_rate_monthly: float = 0.0,
         per_month: str = "window",
@@ -279,16 +283,22 @@ class TrailingValue(RegressorMixin, BaseEstimator):
         X = check_frame(X, name)
         if self.per_month not in ("window", "observed"):
             raise ValueError(f"{name}: per_month={self.per_month!r}; expected window|observed")
-        present = [c for c in self.columns if c in X.columns]
+        for entry in self.columns:
+            if not {"column", "months", "unit"} <= set(entry):
+                raise ValueError(
+                    f"{name}: each entry of columns needs column, months and unit; got {entry!r}"
+                )
+        present = [e for e in self.columns if e["column"] in X.columns]
         if not present:
             raise NotApplicable(
-                f"{name} needs one of the value columns {list(self.columns)}; columns present: "
-                f"{columns_repr(X.columns)}"
+                f"{name} needs one of the value columns {[e['column'] for e in self.columns]}; "
+                f"columns present: {columns_repr(X.columns)}"
             )
         if self.per_month == "observed" and "tenure_days" not in X.columns:
             raise NotApplicable(f"{name} with per_month='observed' needs tenure_days")
-        self.column_ = present[0]
-        self.window_months_ = int(self.columns[self.column_])
+        self.column_ = str(present[0]["column"])
+        self.window_months_ = int(present[0]["months"])
+        self.value_unit = str(present[0]["unit"])
         self.annuity_ = annuity(self.horizon_months, self.discount_rate_monthly)
         self.n_features_in_ = 1
         return self
@@ -300,7 +310,7 @@ class TrailingValue(RegressorMixin, BaseEstimator):
         value = np.nan_to_num(numeric_column(X, self.column_, name), nan=0.0)
         months = np.full(len(X), float(self.window_months_))
         if self.per_month == "observed":
-            tenure = numeric_column(X, "tenure_days", name) / (365.25 / 12.0)
+            tenure = numeric_column(X, "tenure_days", name) / unit_days("M")
             observed = np.clip(np.nan_to_num(tenure, nan=self.window_months_), 1.0, None)
             months = np.minimum(months, observed)
         return value / months * self.annuity_

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: Name of the reference row scoring the generator's true expected value (synthetic data).
 TRUTH = "true_expected_value"
 #: Metrics in the unit of the target: meaningless for a model predicting another unit.
-SCALE_METRICS = ("rmse", "mae", "decile_mape", "mean_predicted")
+SCALE_METRICS = ("rmse", "mae", "decile_mape", "decile_wape", "mean_predicted")
 TABLE_COLUMNS = (
     "model",
     "status",
@@ -62,6 +62,7 @@ TABLE_COLUMNS = (
     "rmse",
     "mae",
     "decile_mape",
+    "decile_wape",
     "mean_predicted",
     "mean_actual",
     "truth_rmse",
@@ -109,9 +110,13 @@ class Holdout:
     value_unit: str
     X_train: pd.DataFrame | None
     y_train: np.ndarray | None
+    horizon_months: int
+    discount_rate_monthly: float
 
 
-def holdout_frame(data_stage: DataStageResult, features: FeaturesResult) -> Holdout:
+def holdout_frame(
+    data_stage: DataStageResult, features: FeaturesResult, discount_rate_monthly: float
+) -> Holdout:
     """Align indicators, targets and the training snapshot on the customers at the cut-off."""
     X = features.indicators.set_index("customer_id")
     targets = features.targets.set_index("customer_id").reindex(X.index)
@@ -140,13 +145,33 @@ def holdout_frame(data_stage: DataStageResult, features: FeaturesResult) -> Hold
         value_unit,
         X_train,
         y_train,
+        data_stage.split.holdout_months,
+        discount_rate_monthly,
     )
+
+
+def check_horizon(name: str, estimator, h: Holdout) -> None:
+    """A model's own horizon and discount rate (baselines, BTYD) must be the target's."""
+    params = estimator.get_params(deep=True)
+    expected = {
+        "horizon_months": h.horizon_months,
+        "discount_rate_monthly": h.discount_rate_monthly,
+    }
+    for key, value in expected.items():
+        ours = [v for k, v in params.items() if k == key or k.endswith(f"__{key}")]
+        if any(not np.isclose(float(v), float(value)) for v in ours):
+            raise ValueError(
+                f"clv.models.{name}: {key}={ours[0]} differs from the holdout target's {value} "
+                "(split.holdout_months, features.targets.discount_rate_monthly); a model must "
+                "predict the quantity it is scored on"
+            )
 
 
 def evaluate(name: str, node: DictConfig, h: Holdout) -> ModelResult:
     """Fit one model the honest way for its kind, predict the holdout, compute the metrics."""
     started = time.perf_counter()
     estimator = instantiate(node, _convert_="all")
+    check_horizon(name, estimator, h)
     supervised = needs_target(estimator)
     trained_on = "training snapshot" if supervised else "calibration at cut-off"
     if supervised and h.X_train is None:
@@ -164,17 +189,28 @@ def evaluate(name: str, node: DictConfig, h: Holdout) -> ModelResult:
     except FitFailed as exc:
         log.warning("clv %s failed: %s", name, exc)
         return ModelResult(name, "failed", trained_on, note=f"failed: {exc}")
-    predictions = np.asarray(estimator.predict(h.X), dtype="float64")
+    try:
+        predictions = np.asarray(estimator.predict(h.X), dtype="float64")
+    except Exception as exc:
+        exc.add_note(f"while predicting the holdout with CLV model {name!r}")
+        raise
+    bad = ~np.isfinite(predictions)
+    if bad.any():
+        note = f"failed: {int(bad.sum())} predictions are not finite (first at row {bad.argmax()})"
+        log.warning("clv %s %s", name, note)
+        return ModelResult(name, "failed", trained_on, note=note)
     result = ModelResult(name, "done", trained_on, estimator, predictions)
     result.metrics = M.value_metrics(h.value, predictions)
     notes = []
-    if getattr(estimator, "value_unit", h.value_unit) != h.value_unit:
+    same_unit = getattr(estimator, "value_unit", h.value_unit) == h.value_unit
+    if not same_unit:
         for key in SCALE_METRICS:
             result.metrics.pop(key, None)
         notes.append(f"predicts {estimator.value_unit}, target is {h.value_unit}: ranks only")
-    elif h.truth is not None:
+    if h.truth is not None:
         truth = M.value_metrics(h.truth, predictions)
-        result.metrics.update({f"truth_{k}": truth[k] for k in ("rmse", "mae", "spearman")})
+        kept = ("rmse", "mae", "spearman") if same_unit else ("spearman",)
+        result.metrics.update({f"truth_{k}": truth[k] for k in kept})
     if hasattr(estimator, "predict_transactions") and h.transactions is not None:
         result.transactions = np.asarray(estimator.predict_transactions(h.X), dtype="float64")
         result.metrics.update(M.transaction_metrics(h.transactions, result.transactions))
@@ -201,7 +237,7 @@ def run_clv_stage(
     if features.targets is None:
         log.info("clv: skipped, the data set has no time axis and so no holdout")
         return None
-    h = holdout_frame(data_stage, features)
+    h = holdout_frame(data_stage, features, float(cfg.features.targets.discount_rate_monthly))
     results: dict[str, ModelResult] = {}
     for name, node in settings.models.items():
         with mlflow.start_run(run_name=f"clv-{name}", nested=True):
@@ -237,7 +273,11 @@ def truth_reference(h: Holdout) -> ModelResult:
     realised holdout (no model can beat its RMSE on average), on synthetic data only."""
     result = ModelResult(TRUTH, "reference", "generator truth", predictions=h.truth)
     result.metrics = M.value_metrics(h.value, h.truth)
-    result.note = "not a model: the expected value the synthetic bank knows; the noise floor"
+    result.note = (
+        "not a model: the generator's true expected value; no model beats its RMSE on average"
+    )
+    if not np.sum(h.value) > 0:
+        result.note += "; total holdout value <= 0: Gini and value shares undefined"
     return result
 
 

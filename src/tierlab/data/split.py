@@ -70,16 +70,23 @@ class CalibrationSplit:
             )
         return cls(cutoff=cut, holdout_end=holdout_end, holdout_months=int(holdout_months))
 
-    def training_split(self, data_start: pd.Timestamp | None) -> CalibrationSplit | None:
+    def training_split(
+        self, data_start: pd.Timestamp | None, history_months: int = 0
+    ) -> CalibrationSplit | None:
         """The same split moved back by one holdout length, wholly inside calibration.
 
         Its cut-off is ``holdout_months`` before this cut-off and its holdout window ends at this
         cut-off, so supervised models learn "indicators at a cut-off -> value over the next
         window" from calibration data alone and are then applied at this cut-off.  ``None`` when
-        that cut-off would not be after ``data_start`` (no history to compute indicators from).
+        the data do not cover the ``history_months`` before that cut-off (the longest indicator
+        window: with less, training indicators would be cut short while those applied at this
+        cut-off are not).
         """
         cut = shift_months(self.cutoff, -self.holdout_months)
-        if data_start is not None and cut <= pd.Timestamp(data_start).normalize():
+        first_day = cut
+        if history_months > 0:
+            first_day = shift_months(cut, -history_months) + pd.Timedelta(days=1)
+        if data_start is not None and first_day < pd.Timestamp(data_start).normalize():
             return None
         return CalibrationSplit(cut, self.cutoff, self.holdout_months)
 

@@ -141,15 +141,19 @@ def training_snapshot(
     con, sources: dict, features: dict, split: CalibrationSplit, data_start: pd.Timestamp | None
 ) -> TrainingSnapshot | None:
     """Indicators at the training cut-off and targets over its holdout (which ends at the
-    real cut-off); ``None`` (logged) when the data do not reach back far enough."""
-    earlier = split.training_split(data_start)
+    real cut-off); ``None`` (logged) when the data do not cover the longest indicator window
+    before the training cut-off."""
+    history = max(int(w) for w in features["windows_months"])
+    earlier = split.training_split(data_start, history)
     if earlier is None:
         log.info(
-            "features: no training snapshot: %d months before the cut-off %s is not after the "
-            "data start %s; supervised CLV models will be skipped",
+            "features: no training snapshot: the data (from %s) do not cover %d months of "
+            "indicator history before %d months ahead of the cut-off %s; supervised CLV models "
+            "will be skipped",
+            None if data_start is None else pd.Timestamp(data_start).date(),
+            history,
             split.holdout_months,
             split.cutoff.date(),
-            None if data_start is None else pd.Timestamp(data_start).date(),
         )
         return None
     ctx = Context.from_config(features, earlier.cutoff)
