@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from run_helpers import finished_runs, isolated
+from run_helpers import all_runs, finished_runs, isolated
 from tierlab.config import compose
 from tierlab.run import run
 
@@ -131,3 +131,36 @@ def test_importing_tierlab_turns_mlflow_telemetry_off():
     code = "import tierlab, os; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "true"
+
+
+def test_a_multirun_sweep_on_the_joblib_launcher_gives_one_run_per_job(tmp_path):
+    overrides = isolated(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "clv=lightgbm,elastic_net",
+        "segmentation=kmeans,gmm",
+    )
+    tierlab = Path(sys.executable).with_name("tierlab")
+    out = subprocess.run(
+        [str(tierlab), "run", "--multirun", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = finished_runs(tmp_path)
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+    assert {r.data.tags["hydra_job_num"] for r in runs} == {"0", "1", "2", "3"}
+    chosen = {
+        tuple(o for o in r.data.tags["hydra_overrides"].split() if o.startswith(("clv=", "seg")))
+        for r in runs
+    }
+    assert chosen == {
+        (f"clv={c}", f"segmentation={m}")
+        for c in ("lightgbm", "elastic_net")
+        for m in ("kmeans", "gmm")
+    }
+    children = {r.info.run_name for r in all_runs(tmp_path) if "mlflow.parentRunId" in r.data.tags}
+    assert {"seg-kmeans", "seg-gmm", "clv-elastic_net", "clv-lightgbm_tweedie"} <= children

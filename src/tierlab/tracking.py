@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from tierlab import __version__
@@ -119,6 +120,7 @@ def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
                 "tierlab_version": __version__,
                 "seed": str(cfg.seed),
                 "task_name": str(cfg.task_name),
+                **hydra_job_tags(),
             }
         )
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved_config.yaml")
@@ -131,6 +133,18 @@ def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
             log.exception("could not mark MLflow run %s as %s", run.info.run_id, status)
         raise
     mlflow.end_run(status="FINISHED")
+
+
+def hydra_job_tags() -> dict[str, str]:
+    """The command-line overrides of this Hydra job (and its number in a sweep), so runs of a
+    ``--multirun`` sweep can be told apart; empty outside a Hydra app (tests, notebooks)."""
+    if not HydraConfig.initialized():
+        return {}
+    job = HydraConfig.get()
+    tags = {"hydra_overrides": " ".join(job.overrides.task)[:5000]}
+    if str(job.mode) == "RunMode.MULTIRUN":
+        tags["hydra_job_num"] = str(job.job.num)
+    return tags
 
 
 def run_url(run: mlflow.ActiveRun) -> str:
