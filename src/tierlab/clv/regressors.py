@@ -30,12 +30,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from tierlab.features.btyd import unit_days
 from tierlab.segmentation.preprocess import (
-    ID_COLUMN,
     IndicatorTransform,
     NotApplicable,
+    check_fitted_columns,
     check_frame,
     columns_repr,
     numeric_column,
+    requested_columns,
     signed_log1p,
 )
 
@@ -91,17 +92,7 @@ class IndicatorColumns(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None) -> IndicatorColumns:
         name = type(self).__name__
         X = check_frame(X, name)
-        if isinstance(self.features, str):
-            if self.features != "all":
-                raise ValueError(f"{name}: features={self.features!r}; expected 'all' or a list")
-            requested = [
-                c
-                for c in X.columns
-                if c != ID_COLUMN
-                and (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
-            ]
-        else:
-            requested = [str(c) for c in self.features if c != ID_COLUMN]
+        requested = requested_columns(self.features, X, name)
         used = [c for c in requested if c in X.columns]
         if not used:
             raise ValueError(
@@ -118,12 +109,7 @@ class IndicatorColumns(TransformerMixin, BaseEstimator):
         name = type(self).__name__
         X = check_frame(X, name)
         used = list(self.feature_names_in_)
-        absent = [c for c in used if c not in X.columns]
-        if absent:
-            raise ValueError(
-                f"{name}: X lacks the indicator columns {absent} seen in fit; columns present: "
-                f"{columns_repr(X.columns)}"
-            )
+        check_fitted_columns(X, used, name)
         return pd.DataFrame(
             {c: numeric_column(X, c, name) for c in used}, index=X.index, columns=used
         )

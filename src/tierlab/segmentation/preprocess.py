@@ -77,6 +77,34 @@ def numeric_column(X: pd.DataFrame, column: str, who: str) -> np.ndarray:
     return values
 
 
+def requested_columns(features, X: pd.DataFrame, who: str) -> list[str]:
+    """The indicator columns ``features`` asks for: ``"all"`` = every numeric (or boolean)
+    column except ``customer_id``; a list = those names (absent ones included, for the caller
+    to report).  ValueError naming ``who`` for anything else."""
+    if isinstance(features, str):
+        if features != "all":
+            raise ValueError(f"{who}: features={features!r}; expected 'all' or a list of columns")
+        return [
+            c
+            for c in X.columns
+            if c != ID_COLUMN
+            and (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
+        ]
+    if not isinstance(features, Sequence) or not all(isinstance(c, str) for c in features):
+        raise ValueError(f"{who}: features={features!r}; expected 'all' or a list of column names")
+    return [c for c in features if c != ID_COLUMN]
+
+
+def check_fitted_columns(X: pd.DataFrame, used: Sequence[str], who: str) -> None:
+    """ValueError naming ``who`` and the columns seen in ``fit`` that ``X`` lacks."""
+    absent = [c for c in used if c not in X.columns]
+    if absent:
+        raise ValueError(
+            f"{who}: X lacks the indicator columns {absent} seen in fit; columns present: "
+            f"{columns_repr(X.columns)}"
+        )
+
+
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     """``sign(x) * log1p(|x|)``: log-like for large amounts, defined for negative ones
     (profit can be negative), and the identity near 0."""
@@ -141,25 +169,7 @@ class IndicatorTransform(TransformerMixin, BaseEstimator):
         self.standardize = standardize
 
     def _requested(self, X: pd.DataFrame) -> list[str]:
-        name = type(self).__name__
-        if isinstance(self.features, str):
-            if self.features != "all":
-                raise ValueError(
-                    f"{name}: features={self.features!r}; expected 'all' or a list of columns"
-                )
-            return [
-                c
-                for c in X.columns
-                if c != ID_COLUMN
-                and (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
-            ]
-        if not isinstance(self.features, Sequence) or not all(
-            isinstance(c, str) for c in self.features
-        ):
-            raise ValueError(
-                f"{name}: features={self.features!r}; expected 'all' or a list of column names"
-            )
-        return [c for c in self.features if c != ID_COLUMN]
+        return requested_columns(self.features, X, type(self).__name__)
 
     def fit(self, X: pd.DataFrame, y=None) -> IndicatorTransform:
         """Learn the used columns, medians, log columns and scaling from the indicators ``X``.
@@ -247,12 +257,7 @@ class IndicatorTransform(TransformerMixin, BaseEstimator):
         name = type(self).__name__
         X = check_frame(X, name)
         used = list(self.feature_names_in_)
-        absent = [c for c in used if c not in X.columns]
-        if absent:
-            raise ValueError(
-                f"{name}: X lacks the indicator columns {absent} seen in fit; columns present: "
-                f"{columns_repr(X.columns)}"
-            )
+        check_fitted_columns(X, used, name)
         Z = self._impute_and_log({c: numeric_column(X, c, name) for c in used}, used)
         if self.scaler_ is not None:
             mask = self._scaled_mask()
