@@ -21,6 +21,7 @@ from tierlab import tracking
 from tierlab.clv.stage import run_clv_stage
 from tierlab.config import CONF_DIR, register_resolvers
 from tierlab.data.stage import run_data_stage
+from tierlab.explain.stage import run_explain_stage
 from tierlab.features.stage import run_features_stage
 from tierlab.segmentation.stage import run_segmentation_stage
 
@@ -32,8 +33,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     Stages so far: data (load/generate, validate, split, realism report), features (value
     indicators as of the cut-off, holdout targets, data dictionary), segmentation (every
-    configured method's tiers and their comparison) and CLV (every configured model's holdout
-    predictions and their comparison).  The returned dict
+    configured method's tiers and their comparison), CLV (every configured model's holdout
+    predictions and their comparison) and explain (SHAP drivers of predicted CLV and of every
+    method's tiers).  The returned dict
     has slash-namespaced keys (``data/n_customers``, ...) shared with MLflow and the report.
     """
     OmegaConf.set_struct(cfg, True)
@@ -52,6 +54,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         clv = run_clv_stage(cfg, data_stage, features, output_dir)
         if clv is not None:
             metrics.update(clv.metrics)
+        explain = run_explain_stage(cfg, features, segmentation, clv, output_dir)
+        metrics.update(explain.metrics)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         mlflow.log_artifact(str(output_dir / "metrics.json"))
     log.info("outputs: %s", output_dir)
