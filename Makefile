@@ -12,11 +12,11 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test lint format bench mlflow-ui clean
+.PHONY: help venv install run test lint format bench mlflow-ui mlflow-server clean
 
 ## Show this help
 help:
-	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[36m%-14s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,17 @@ bench: $(STAMP)
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
 
+# Port of `make mlflow-server`, e.g. make mlflow-server MLFLOW_PORT=5001
+MLFLOW_PORT ?= 5000
+
+## Start an MLflow tracking server on 127.0.0.1 (port MLFLOW_PORT=5000): SQLite store, served artifacts in mlserver/
+mlflow-server: $(STAMP)
+	@mkdir -p mlserver/artifacts
+	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///mlserver/mlflow.db \
+		--serve-artifacts --artifacts-destination "$(CURDIR)/mlserver/artifacts"
+
 ## Remove run outputs, caches and the local MLflow store (keeps .venv)
 clean:
-	rm -rf outputs multirun mlruns.db mlartifacts data/synthetic .pytest_cache .ruff_cache
+	rm -rf outputs multirun mlruns.db mlartifacts mlserver data/synthetic .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
