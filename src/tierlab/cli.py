@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     module, function = COMMANDS[command]
     entry = getattr(importlib.import_module(module), function)
     if command in HYDRA_COMMANDS:
+        if command == "promote" and not any(a.startswith("task_name=") for a in rest):
+            rest = ["task_name=promote", *rest]  # its outputs folder and run name
         sys.argv = [f"{sys.argv[0]} {command}", *rest]
         entry()
         return 0

@@ -8,11 +8,13 @@ without a traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
 import hydra
+import mlflow
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
@@ -59,7 +61,26 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", required=True, help="scores file to write (.parquet, .pq or .csv)"
     )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking/registry URI (default: MLFLOW_TRACKING_URI, else tierlab's "
+        "configured store, tracking.uri in conf/tracking/mlflow.yaml)",
+    )
     return parser
+
+
+def tracking_uri(explicit: str | None) -> str:
+    """The registry to read: --tracking-uri, else MLFLOW_TRACKING_URI, else the project's
+    configured store (the local ``mlruns.db`` by default), so that models registered by
+    ``tierlab tune`` are found without any setting."""
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    from tierlab.config import compose
+
+    return str(compose([]).tracking.uri)
 
 
 def score_main(argv: list[str]) -> int:
@@ -67,6 +88,9 @@ def score_main(argv: list[str]) -> int:
     args = score_parser().parse_args(argv)
     from tierlab.registry.score import InputError, score
 
+    uri = tracking_uri(args.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
         scores = score(args.model, args.input, args.output)
     except (InputError, MlflowException, OSError) as exc:
