@@ -71,5 +71,5 @@ mlflow-server: $(STAMP)
 
 ## Remove run outputs, caches and the local MLflow store (keeps .venv)
 clean:
-	rm -rf outputs multirun mlruns.db mlartifacts mlserver data/synthetic .pytest_cache .ruff_cache
+	rm -rf outputs multirun mlruns.db mlruns.db.lock mlartifacts mlserver data/synthetic .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

