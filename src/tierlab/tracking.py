@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -23,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tierlab import __version__
 from tierlab.config import PROJECT_ROOT
+from tierlab.locking import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,8 @@ def store_lock(uri: str) -> Iterator[None]:
         yield
         return
     db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.parent / f"{db.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(db.parent / f"{db.name}.lock"):
+        yield
 
 
 def configure(tracking: DictConfig) -> str:

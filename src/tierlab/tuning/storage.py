@@ -20,6 +20,8 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from tierlab.locking import file_lock
+
 JOURNAL_PREFIX = "journal://"
 #: Seconds SQLite waits for a lock held by another worker before failing.
 SQLITE_TIMEOUT_S = 60
@@ -72,14 +74,8 @@ def claim_lock(url: str) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    import fcntl  # POSIX; SQLite files are shared by processes of one machine
-
-    with open(f"{path}.claim.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(f"{path}.claim.lock"):  # SQLite files are shared by one machine's processes
+        yield
 
 
 def mask(url: str) -> str:
