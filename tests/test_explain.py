@@ -44,6 +44,15 @@ def test_the_indicator_that_decides_a_tier_ranks_first_among_its_drivers():
     assert tier1.loc["x3", "unit"] == "units"
 
 
+def test_a_one_customer_tier_does_not_stop_the_explanation():
+    X, tiers = latent_types(300)
+    tiers = tiers.copy()
+    tiers[int(np.argmax(X["x5"]))] = 9  # a tier of one customer: seen by the surrogate or not
+    for seed in range(6):
+        fit = explain_tiers(X, tiers, DICTIONARY, 0.3, 200, seed=seed, threads=1)
+        assert {1, 2, 3} <= set(fit.drivers["tier"])
+
+
 def test_a_surrogate_that_cannot_follow_the_tiers_shows_a_low_fidelity():
     X, _ = latent_types()
     noise = np.random.default_rng(3).integers(1, 4, len(X))  # tiers unrelated to X

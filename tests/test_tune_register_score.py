@@ -41,6 +41,15 @@ def test_a_tuned_model_is_registered_promoted_and_scored_from_a_fresh_process(tm
     tierlab("tune", *common, *tiny, env=env)
     second = client.get_model_version_by_alias("tierlab-clv", "challenger")
     assert second.version != first.version
+    # a promote run on other data would score the models on a holdout they were not made for
+    other = subprocess.run(
+        [TIERLAB, "promote", *common, "data.n_customers=300"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert other.returncode == 1 and "trained on data with fingerprint" in other.stderr
     promoted = tierlab("promote", *common, env=env)
     assert "tierlab-clv: champion = version" in promoted.stdout
     decided = client.get_model_version("tierlab-clv", second.version).tags

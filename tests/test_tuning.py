@@ -274,8 +274,12 @@ def test_objective_prunes_across_folds_and_fails_on_a_nan_fold_metric(tmp_path):
 
 
 def test_a_study_refuses_another_objective_and_a_worker_needs_a_study(tmp_path):
-    prepare_study(compose(overrides(tmp_path), output_dir=tmp_path))
+    base = compose(overrides(tmp_path), output_dir=tmp_path)
     other = compose(overrides(tmp_path, "tuning.model.model.n_estimators=50"), output_dir=tmp_path)
+    prepare_study(base)
+    prepare_study(other)  # no trial has finished (an attempt that failed early): re-keyed
+    handle, _ = prepare_study(base)
+    handle.study.tell(claim(handle, base.tuning.sampler), 0.5)
     with pytest.raises(ValueError, match=r"was created for another objective .* tuning.study_name"):
         prepare_study(other)
     # the space, n_trials and the sampler may change: same study, topped up

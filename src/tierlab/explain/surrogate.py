@@ -66,7 +66,10 @@ def explain_tiers(
         verbose=-1,
     ).fit(X_train, y_train)
     predicted = model.predict(X_test)
-    sample = np.random.default_rng(seed).permutation(len(X_test))[:sample_size]
+    # a tier the surrogate never saw (a one-customer tier that fell in the held-out part) has
+    # no class to explain it by: its customers are left out of the driver tables
+    known = np.flatnonzero(np.isin(y_test, model.classes_))
+    sample = np.random.default_rng(seed).permutation(known)[:sample_size]
     X_sample, y_sample = X_test.iloc[sample], y_test[sample]
     values, seen, _ = shap_frame(model, X_sample)
     classes = list(model.classes_)
@@ -86,19 +89,22 @@ def explain_tiers(
 
 def rfm_rule_table(estimator, tier_of_segment: dict[str, int]) -> pd.DataFrame | None:
     """Each RFM segment's rule in indicator units, e.g. ``recency_days <= 12.0`` for recency
-    scores 4-5; ``None`` for an estimator without rules (score-based RFM)."""
+    scores 4-5, in rule order: a customer belongs to the *first* rule that matches, so a later
+    rule reads wider than its members; a missing indicator scores 1 (e.g. no transaction ->
+    the lowest recency score).  ``None`` for an estimator without rules (score-based RFM)."""
     rules = getattr(estimator, "rules_", None)
     edges = getattr(estimator, "edges_", None)
     if not rules or edges is None:
         return None
     columns = dict(zip("rfm", estimator.feature_names_in_, strict=True))
     rows = []
-    for name, ranges in rules:
+    for order, (name, ranges) in enumerate(rules, start=1):
         parts = []
         for axis, (low, high) in ranges.items():
             parts.append(_axis_text(columns[axis], edges[axis], low, high, axis == "r"))
         rows.append(
             {
+                "order": order,
                 "segment": name,
                 "tier": tier_of_segment.get(name),
                 "rule": " and ".join(parts) or "any customer not matched above",

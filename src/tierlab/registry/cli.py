@@ -29,13 +29,14 @@ def promote_main(cfg: DictConfig) -> None:
     beat their champions on the holdout of the configured data (see
     :func:`tierlab.registry.promote.promote`)."""
     from tierlab.registry.promote import PromotionError, promote
+    from tierlab.registry.score import InputError
 
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (a scheduler stopping the job) unwinds like an error: the run ends FAILED.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         results = promote(cfg)
-    except (PromotionError, MlflowException) as exc:
+    except (PromotionError, InputError, MlflowException) as exc:
         print(f"tierlab promote: {exc}", file=sys.stderr)
         sys.exit(1)
     for result in results.values():

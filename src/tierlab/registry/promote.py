@@ -70,6 +70,32 @@ def is_better(challenger: float, champion: float, direction: str) -> bool:
     return challenger > champion if direction == "maximize" else challenger < champion
 
 
+def check_provenance(client, name: str, version: str, data_stage) -> None:
+    """Refuse to score a version on a holdout it may have seen, or on other data.
+
+    A version records the data fingerprint and cut-off of its training run (tags copied at
+    registration).  Scoring it needs the same data and a cut-off no earlier than its own: a
+    model trained up to a later cut-off has learnt from part of this holdout.  Versions without
+    those tags (registered by other tools) are scored as they are.
+    """
+    tags = client.get_model_version(name, version).tags
+    fingerprint = data_stage.data.fingerprint()
+    cutoff = str(data_stage.split.cutoff.date())
+    trained = tags.get("data_fingerprint")
+    if trained is not None and trained != fingerprint:
+        raise PromotionError(
+            f"{name} version {version} was trained on data with fingerprint {trained}, this "
+            f"promote run loaded {fingerprint}: promote with the data config of the tuning run"
+        )
+    trained_cutoff = tags.get("split_cutoff")
+    if trained_cutoff is not None and trained_cutoff > cutoff:
+        raise PromotionError(
+            f"{name} version {version} was trained with cut-off {trained_cutoff}, after this "
+            f"promote run's cut-off {cutoff}: it has seen part of this holdout; promote with "
+            "the split of the tuning run"
+        )
+
+
 def contests(cfg: DictConfig) -> list[Contest]:
     """Look up both models' aliases; NoChallenger (naming them) when a challenger is missing."""
     reg = cfg.registry
@@ -143,6 +169,9 @@ def promote(cfg: DictConfig) -> dict:
                     f"data '{cfg.data.name}' has no holdout window (no time axis): cannot score "
                     "challenger and champion; promote on a data set with transactions"
                 )
+            for c in to_score:
+                for version in (c.challenger, c.champion):
+                    check_provenance(client, c.name, version, data_stage)
             rate = float(cfg.features.targets.discount_rate_monthly)
             h = holdout_frame(data_stage, features, rate)
             X = h.X.reset_index()

@@ -73,15 +73,22 @@ def feature_columns(clv_model, X_reference: pd.DataFrame) -> list[str]:
     return features
 
 
-def signatures(features: Sequence[str]) -> tuple[ModelSignature, ModelSignature]:
-    """Signatures of the CLV model and the tiering model."""
+#: Tags of the training run copied onto every registered version (data and split).
+PROVENANCE_TAGS = ("data_fingerprint", "split_cutoff", "split_holdout_end")
+
+
+def signatures(
+    features: Sequence[str], id_type: str = "long"
+) -> tuple[ModelSignature, ModelSignature]:
+    """Signatures of the CLV model and the tiering model (``customer_id`` of ``id_type``:
+    ``long`` for numeric ids, ``string`` for data sets whose loaders read ids as text)."""
     inputs = [ColSpec("double", c) for c in features]
     clv = ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
     tiering = ModelSignature(
-        inputs=Schema([ColSpec("long", ID_COLUMN, required=False), *inputs]),
+        inputs=Schema([ColSpec(id_type, ID_COLUMN, required=False), *inputs]),
         outputs=Schema(
             [
-                ColSpec("long", ID_COLUMN, required=False),
+                ColSpec(id_type, ID_COLUMN, required=False),
                 ColSpec("long", "tier"),
                 ColSpec("double", "predicted_clv"),
                 ColSpec("string", "service_level"),
@@ -176,7 +183,9 @@ def register_models(
     ).use_pipeline(clv_model)
     example = synthetic_example(X, reg.example_quantiles)
     requirements = pinned_requirements(reg.requirements)
-    clv_signature, tiering_signature = signatures(features)
+    ids = X_reference[ID_COLUMN] if ID_COLUMN in X_reference.columns else None
+    id_type = "long" if ids is None or pd.api.types.is_integer_dtype(ids) else "string"
+    clv_signature, tiering_signature = signatures(features, id_type)
     with _active_run() as run, tempfile.TemporaryDirectory() as tmp:
         run_id = run.info.run_id
         clv_info = mlflow.sklearn.log_model(
@@ -213,6 +222,9 @@ def register_models(
         )
         tags = {f"holdout/{k}": str(v) for k, v in holdout_metrics.items()}
         tags.update({"run_id": run_id, "registered_by": "tierlab.registry.register_models"})
+        # what the model was trained on: promote refuses a holdout the model may have seen
+        run_tags = mlflow.MlflowClient().get_run(run_id).data.tags
+        tags.update({k: run_tags[k] for k in PROVENANCE_TAGS if k in run_tags})
         return _register_pair(
             reg,
             clv_info.model_uri,

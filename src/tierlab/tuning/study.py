@@ -68,6 +68,8 @@ def objective_key(cfg: DictConfig, metric: str) -> str:
     _drop(parts["features"], {"engine_options"})
     parts |= {"model": node, "folds": OmegaConf.to_container(tuning.folds, resolve=True)}
     parts |= {"kind": str(tuning.kind), "metric": metric}
+    if str(tuning.kind) == "segmentation":  # tier value, tier-size rule, samples score trials
+        parts["segmentation"] = _plain(cfg.segmentation)
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -105,6 +107,12 @@ def open_study(cfg: DictConfig, metric: str, create: bool) -> Study:
                 "start the workers"
             ) from None
     found = study.user_attrs.get("objective_key")
+    if found != key and create and not _finished(study):
+        # an earlier attempt failed before any trial ran (e.g. on its data): nothing to mix
+        log.info("study %r had no finished trial: re-keyed for the current objective", name)
+        study.set_user_attr("objective_key", key)
+        study.set_user_attr("metric", metric)
+        found = key
     if found != key:
         raise ValueError(
             f"study {name!r} in {mask(url)} was created for another objective (objective key "
@@ -119,6 +127,11 @@ def open_study(cfg: DictConfig, metric: str, create: bool) -> Study:
         )
     study.pruner = pruner
     return Study(study, storage, storage.get_study_id_from_name(name), url)
+
+
+def _finished(study: optuna.Study) -> bool:
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return any(t.state in done for t in study.get_trials(deepcopy=False))
 
 
 def make_pruner(settings: DictConfig) -> optuna.pruners.BasePruner:

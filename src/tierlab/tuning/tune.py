@@ -208,10 +208,10 @@ def _log_best(handle: Study, plan: Plan, cfg: DictConfig, output_dir: Path, best
 
 def _no_complete_trial(handle: Study) -> str:
     failed = [t for t in handle.study.get_trials(deepcopy=False) if "fail_reason" in t.user_attrs]
-    first = f"; first failure (trial {failed[0].number}): {failed[0].user_attrs['fail_reason']}"
-    return f"no trial of study {handle.name!r} completed ({counts(handle)})" + (
-        first if failed else ""
-    )
+    first = ""
+    if failed:
+        first = f"; first failure (trial {failed[0].number}): {failed[0].user_attrs['fail_reason']}"
+    return f"no trial of study {handle.name!r} completed ({counts(handle)})" + first
 
 
 def _brief(metrics: dict[str, float]) -> str:
