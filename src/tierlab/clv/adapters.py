@@ -26,15 +26,10 @@ from tierlab.clv.bgnbd import BetaGeoModel
 from tierlab.clv.gammagamma import GammaGammaModel
 from tierlab.clv.paretonbd import ParetoNBDModel
 from tierlab.clv.value import customer_lifetime_value
-from tierlab.features.btyd import unit_days
+from tierlab.features.btyd import BTYD_INDICATORS, unit_days
 from tierlab.segmentation.preprocess import NotApplicable, check_frame, require_columns
 
-SUMMARY_COLUMNS = {
-    "btyd_frequency": "frequency",
-    "btyd_recency": "recency",
-    "btyd_T": "T",
-    "btyd_monetary_value": "monetary_value",
-}
+SUMMARY_COLUMNS = BTYD_INDICATORS
 TRANSACTION_MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
 
 
@@ -122,31 +117,36 @@ class BTYDRegressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = len(SUMMARY_COLUMNS)
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Discounted expected value over ``horizon_months`` (0 without a purchase)."""
+    def _per_customer(self, X: pd.DataFrame, compute) -> np.ndarray:
+        """``compute(summary)`` for the customers with a BTYD summary, 0 for the others."""
         check_is_fitted(self, "transaction_model_")
-        summary, has = summary_of(check_frame(X, type(self).__name__), type(self).__name__)
+        who = type(self).__name__
+        summary, has = summary_of(check_frame(X, who), who)
         out = np.zeros(len(X))
         if len(summary):
-            out[has] = customer_lifetime_value(
+            out[has] = compute(summary).to_numpy()
+        return out
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Discounted expected value over ``horizon_months`` (0 without a purchase)."""
+        return self._per_customer(
+            X,
+            lambda summary: customer_lifetime_value(
                 self.transaction_model_,
                 self.spend_model_,
                 summary,
                 periods=int(self.horizon_months),
                 period_length=self.period_length_,
                 discount_rate=float(self.discount_rate_monthly),
-            ).to_numpy()
-        return out
+            ),
+        )
 
     def predict_transactions(self, X: pd.DataFrame) -> np.ndarray:
         """Expected purchases over ``horizon_months`` (0 without a purchase)."""
-        check_is_fitted(self, "transaction_model_")
-        summary, has = summary_of(check_frame(X, type(self).__name__), type(self).__name__)
-        out = np.zeros(len(X))
-        if len(summary):
-            horizon = int(self.horizon_months) * self.period_length_
-            out[has] = self.transaction_model_.expected_transactions(summary, horizon).to_numpy()
-        return out
+        horizon = int(self.horizon_months) * self.period_length_
+        return self._per_customer(
+            X, lambda summary: self.transaction_model_.expected_transactions(summary, horizon)
+        )
 
     def fitted_params(self) -> dict[str, float]:
         """Both models' parameters, prefixed ``tx_`` and ``spend_``, for tracking."""

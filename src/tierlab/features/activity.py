@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ibis
 
-from tierlab.features.btyd import btyd_expr
+from tierlab.features.btyd import BTYD_INDICATORS, btyd_expr
 from tierlab.features.context import DAY, Context, Family
 from tierlab.features.dictionary import Indicator
 from tierlab.features.engine import month_number, seconds
@@ -153,12 +153,7 @@ def btyd_family(tx: ibis.Table, ctx: Context) -> Family:
     t, _ = customer_initiated(tx, ctx)
     summary = btyd_expr(t, ctx.cutoff, ctx.btyd_time_unit)
     unit = {"D": "days", "W": "weeks", "M": "months"}.get(ctx.btyd_time_unit, "?")
-    renamed = summary.rename(
-        btyd_frequency="frequency",
-        btyd_recency="recency",
-        btyd_T="T",
-        btyd_monetary_value="monetary_value",
-    )
+    renamed = summary.rename(**BTYD_INDICATORS)
     src = "transactions"
     docs = [
         Indicator(

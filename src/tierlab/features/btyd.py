@@ -26,6 +26,8 @@ from tierlab.features.engine import day_seconds, epoch
 
 TIME_UNITS_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 BTYD_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
+#: Indicator column -> summary column: the indicator frame carries the summary as ``btyd_*``.
+BTYD_INDICATORS = {f"btyd_{c}": c for c in BTYD_COLUMNS if c != "customer_id"}
 
 
 def unit_days(time_unit: str) -> float:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tierlab.data.split import CalibrationSplit
 from tierlab.data.stage import DataStageResult
-from tierlab.features.btyd import BTYD_COLUMNS
+from tierlab.features.btyd import BTYD_INDICATORS
 from tierlab.features.context import Context
 from tierlab.features.dictionary import Indicator, dictionary_frame, dictionary_markdown
 from tierlab.features.engine import connect, tables
@@ -165,7 +165,7 @@ def training_snapshot(
 
 def btyd_summary(indicators: pd.DataFrame) -> pd.DataFrame | None:
     """The BTYD summary in the standard column names, for customers with a purchase."""
-    names = {f"btyd_{c}": c for c in BTYD_COLUMNS if c != "customer_id"}
+    names = BTYD_INDICATORS
     if not set(names) <= set(indicators.columns):
         return None
     frame = indicators[["customer_id", *names]].rename(columns=names)

@@ -17,7 +17,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from tierlab.segmentation.methods import ValueQuantileSegmenter
+from tierlab.segmentation.methods import ValueQuantileSegmenter, tiers_by_thresholds
 from tierlab.segmentation.preprocess import ID_COLUMN, check_frame
 
 #: Name of the CLV pipeline in the pyfunc model's artifacts.
@@ -42,10 +42,7 @@ def tier_thresholds(predicted: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
 def assign_tiers(predicted: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
     """Tier per customer (1 = most valuable): 1 + the number of thresholds the prediction is
     below; a missing prediction goes to the last tier (the segmenter's rule)."""
-    predicted = np.asarray(predicted, dtype="float64")
-    limits = np.asarray(thresholds, dtype="float64")
-    below = (predicted[:, None] < limits[None, :]).sum(axis=1)
-    return 1 + np.where(np.isnan(predicted), len(limits), below).astype(np.int64)
+    return 1 + tiers_by_thresholds(predicted, thresholds)
 
 
 class TieringModel(mlflow.pyfunc.PythonModel):

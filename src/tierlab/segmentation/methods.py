@@ -358,6 +358,16 @@ class GMMSegmenter(_TransformedSegmenter):
         return self
 
 
+def tiers_by_thresholds(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Tier id per value (0 = top): the number of (non-increasing) thresholds the value is
+    below, so a value equal to a threshold goes to the higher tier; a missing value goes to the
+    last tier."""
+    values = np.asarray(values, dtype="float64")
+    limits = np.asarray(thresholds, dtype="float64")
+    below = (values[:, None] < limits[None, :]).sum(axis=1)
+    return np.where(np.isnan(values), len(limits), below).astype(np.int64)
+
+
 class ValueQuantileSegmenter(ClusterMixin, BaseEstimator):
     """Value tiers: top ``cuts[0]`` share of customers by value, next ``cuts[1]``, ..., rest.
 
@@ -437,8 +447,7 @@ class ValueQuantileSegmenter(ClusterMixin, BaseEstimator):
         return self
 
     def _tiers(self, values: np.ndarray) -> np.ndarray:
-        below = (values[:, None] < self.thresholds_[None, :]).sum(axis=1)
-        return np.where(np.isnan(values), len(self.thresholds_), below).astype(np.int64)
+        return tiers_by_thresholds(values, self.thresholds_)
 
     def _values(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "thresholds_")
