@@ -56,6 +56,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
             metrics.update(clv.metrics)
         explain = run_explain_stage(cfg, features, segmentation, clv, output_dir)
         metrics.update(explain.metrics)
+        if cfg.get("allocation") is not None:
+            from tierlab.allocation.stage import run_allocation_stage
+
+            allocation = run_allocation_stage(
+                cfg, data_stage, features, segmentation, clv, output_dir
+            )
+            metrics.update(allocation.metrics)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         mlflow.log_artifact(str(output_dir / "metrics.json"))
     log.info("outputs: %s", output_dir)
