@@ -7,6 +7,8 @@ Commands:
   promote [overrides]      move the registry's champion alias to the challenger if it is better
   score --model URI --input FILE --output FILE
                            score a customer indicator file with a registered model
+  report --experiment NAME [--run-id ID] [--output DIR]
+                           research report (HTML + Markdown) of MLflow runs
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ COMMANDS = {
     "tune-worker": ("tierlab.tuning.cli", "tune_worker_main"),
     "promote": ("tierlab.registry.cli", "promote_main"),
     "score": ("tierlab.registry.cli", "score_main"),
+    "report": ("tierlab.report.cli", "report_main"),
 }
 #: Commands whose entry point is a Hydra app: it reads sys.argv itself.
 HYDRA_COMMANDS = ("run", "tune", "tune-worker", "promote")

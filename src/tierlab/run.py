@@ -23,6 +23,8 @@ from tierlab.config import CONF_DIR, register_resolvers
 from tierlab.data.stage import run_data_stage
 from tierlab.explain.stage import run_explain_stage
 from tierlab.features.stage import run_features_stage
+from tierlab.report.build import build_report
+from tierlab.report.stage import run_bootstrap_stage
 from tierlab.segmentation.stage import run_segmentation_stage
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     run_name = cfg.tracking.run_name or f"{cfg.task_name}-{cfg.data.name}"
     with tracking.parent_run(cfg, run_name) as active:
+        mlflow.set_tag(tracking.COMMAND_TAG, "run")  # what `tierlab report` looks for
         metrics: dict[str, float] = {}
         data_stage = run_data_stage(cfg, output_dir)
         metrics.update(data_stage.metrics)
@@ -56,6 +59,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             metrics.update(clv.metrics)
         explain = run_explain_stage(cfg, features, segmentation, clv, output_dir)
         metrics.update(explain.metrics)
+        run_bootstrap_stage(cfg, features, segmentation, clv, output_dir)
         if cfg.get("allocation") is not None:
             from tierlab.allocation.stage import run_allocation_stage
 
@@ -67,7 +71,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
         mlflow.log_artifact(str(output_dir / "metrics.json"))
     log.info("outputs: %s", output_dir)
     log.info("MLflow run %s: %s", active.info.run_id, tracking.run_url(active))
+    if cfg.report.write_after_run:
+        write_run_report(cfg, active.info.run_id, output_dir / "report")
     return metrics
+
+
+def write_run_report(cfg: DictConfig, run_id: str, folder: Path) -> Path:
+    """The run's research report, built from the tracking store like `tierlab report` does,
+    written to ``folder`` and logged to the run as ``report/``; prints its path."""
+    html, _ = build_report(
+        str(cfg.tracking.uri), str(cfg.tracking.experiment_name), [run_id], folder
+    )
+    mlflow.MlflowClient(str(cfg.tracking.uri)).log_artifacts(run_id, str(folder), "report")
+    print(f"report: {html}")
+    return html
 
 
 register_resolvers()

@@ -3,13 +3,16 @@
 * params: the flattened resolved config (values over ``tracking.max_param_length`` characters are
   cut, with a marker, so MLflow's parameter-length limit never fails a run);
 * tags: git commit and dirty flag, tierlab version, data fingerprint, seed;
-* artifacts: the resolved config as YAML, plus whatever the stages log;
+* artifacts: the resolved config as YAML, the Python and package versions
+  (``environment/packages.json``), plus whatever the stages log;
 * on any exception the run is ended as FAILED and the exception re-raised.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import platform
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +36,8 @@ for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
 MAX_PARAM_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 TRUNCATION_MARK = "...[truncated]"
+#: Tag of the parent runs of `tierlab run`; tuning and promotion runs do not carry it.
+COMMAND_TAG = "tierlab_command"
 
 
 def flatten_config(cfg: DictConfig | Mapping[str, Any], max_length: int) -> dict[str, str]:
@@ -147,6 +152,7 @@ def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
             }
         )
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved_config.yaml")
+        mlflow.log_dict(environment(), "environment/packages.json")
         yield run
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -156,6 +162,21 @@ def parent_run(cfg: DictConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
             log.exception("could not mark MLflow run %s as %s", run.info.run_id, status)
         raise
     mlflow.end_run(status="FINISHED")
+
+
+def environment() -> dict[str, Any]:
+    """Python version, platform and every installed distribution with its version (sorted),
+    so a report can say exactly which packages produced a run."""
+    packages = {
+        dist.metadata["Name"]: dist.version
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "packages": dict(sorted(packages.items(), key=lambda item: item[0].lower())),
+    }
 
 
 def hydra_job_tags() -> dict[str, str]:

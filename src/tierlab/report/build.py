@@ -1,0 +1,474 @@
+"""The research report of one or more ``tierlab run`` runs, from the tracking store alone.
+
+``build_report`` reads the runs (:mod:`tierlab.report.fetch`), lays out the sections below as
+blocks (:mod:`tierlab.report.document`) and writes ``report.html`` (self-contained) and
+``report.md`` (with ``report_files/``).  Nothing in the report depends on when or where it is
+built: regenerating it from the same runs gives byte-identical files.
+
+Sections: question and setup; key findings (the best two of each headline metric and whether
+the bootstrap separates them); segmentation; CLV; drivers (SHAP); tuning history; allocation
+(when the run has one); data; reproducibility (git commit and dirty flag, the exact commands to
+rerun, data fingerprint, seeds, package versions, run ids, the full resolved config).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from tierlab.report import fetch
+from tierlab.report.document import (
+    Block,
+    BulletList,
+    Code,
+    Details,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    fmt,
+    write,
+)
+
+log = logging.getLogger(__name__)
+
+SEGMENTATION_COLUMNS = [
+    "method", "status", "n_tiers", "smallest_tier_share", "silhouette", "stability_ari",
+    "value_share_tier1", "top_tier_lift", "spearman", "tier_gap", "latent_ari", "note",
+]  # fmt: skip
+CLV_COLUMNS = [
+    "model", "status", "trained_on", "spearman", "gini", "top10_share", "top20_share", "rmse",
+    "mae", "decile_wape", "truth_rmse", "tx_total_ratio", "note",
+]  # fmt: skip
+#: Packages named in the reproducibility block (the full list is in a collapsed part).
+CORE_PACKAGES = [
+    "tierlab", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "shap", "mlflow",
+    "hydra-core", "omegaconf", "optuna", "duckdb", "ibis-framework", "pyarrow", "pandera",
+    "matplotlib",
+]  # fmt: skip
+METRIC_LABELS = {
+    "spearman": "Spearman",
+    "gini": "normalised Gini",
+    "top20_share": "top-20 % value share",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "top_tier_lift": "top-tier lift",
+    "value_share_tier1": "top-tier value share",
+}
+
+
+def build_report(
+    tracking_uri: str,
+    experiment: str,
+    run_ids: list[str] | None,
+    output: Path,
+    name: str = "report",
+) -> tuple[Path, Path]:
+    """Write the report of ``run_ids`` (default: the experiment's latest finished run) into
+    ``output``; return the paths of the HTML page and its Markdown twin."""
+    client = MlflowClient(tracking_uri)
+    runs = fetch.select_runs(client, experiment, run_ids)
+    with tempfile.TemporaryDirectory(prefix="tierlab-report-") as tmp:
+        blocks: list[Block] = [Heading(1, f"tierlab report: {experiment}")]
+        if len(runs) > 1:
+            blocks += [
+                Paragraph(f"{len(runs)} runs of the MLflow experiment `{experiment}`."),
+                Table(
+                    pd.DataFrame(
+                        {
+                            "run": [r.info.run_name for r in runs],
+                            "run id": [r.info.run_id for r in runs],
+                            "overrides": [r.data.tags.get("hydra_overrides", "") for r in runs],
+                        }
+                    )
+                ),
+            ]
+        for i, run in enumerate(runs):
+            bundle = fetch.download(client, run, Path(tmp) / run.info.run_id)
+            tuning = fetch.tuning_runs(client, run, Path(tmp))
+            level = 2 if len(runs) == 1 else 3
+            if len(runs) > 1:
+                blocks.append(Heading(2, f"Run {run.info.run_name} ({run.info.run_id[:8]})"))
+            blocks += run_sections(bundle, tuning, experiment, level, prefix=f"r{i}_")
+        title = f"tierlab report: {experiment}"
+        return write(output, name, title, blocks)
+
+
+def run_sections(
+    bundle: fetch.RunBundle,
+    tuning: list[fetch.RunBundle],
+    experiment: str,
+    level: int,
+    prefix: str = "",
+) -> list[Block]:
+    """Every section of one run's report."""
+    sections = [
+        setup_section(bundle, experiment),
+        findings_section(bundle),
+        segmentation_section(bundle, prefix),
+        clv_section(bundle, prefix),
+        drivers_section(bundle, prefix),
+        tuning_section(tuning, prefix),
+        allocation_section(bundle, prefix),
+        data_section(bundle, prefix),
+        reproducibility_section(bundle, experiment),
+    ]
+    blocks: list[Block] = []
+    for title, body in sections:
+        if body:
+            blocks.append(Heading(level, title))
+            blocks += [_demote(b, level) for b in body]
+    return blocks
+
+
+def _demote(block: Block, level: int) -> Block:
+    return Heading(block.level + level - 2, block.text) if isinstance(block, Heading) else block
+
+
+def _image(bundle: fetch.RunBundle, artifact: str, caption: str, prefix: str) -> list[Block]:
+    data = bundle.png(artifact)
+    if data is None:
+        return []
+    return [Image(prefix + artifact.replace("/", "_"), data, caption)]
+
+
+def _columns(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    kept = frame[[c for c in columns if c in frame.columns]]
+    return kept.dropna(axis=1, how="all")
+
+
+# --------------------------------------------------------------------------------------------
+# question, setup and findings
+# --------------------------------------------------------------------------------------------
+
+
+def setup_section(bundle: fetch.RunBundle, experiment: str) -> tuple[str, list[Block]]:
+    config, tags, metrics, info = bundle.config, bundle.tags, bundle.metrics, bundle.run.info
+    question = (config.get("report") or {}).get("question")
+    started = pd.Timestamp(info.start_time, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    rows = [
+        ("experiment", experiment),
+        ("run", f"{info.run_name} ({info.run_id})"),
+        ("started", started),
+        ("status", info.status),
+        ("data", tags.get("data_name", (config.get("data") or {}).get("name", ""))),
+        ("customers at the cut-off", _count(metrics.get("features/n_customers"))),
+        ("transactions", _count(metrics.get("data/n_transactions"))),
+        ("calibration cut-off", tags.get("split_cutoff", "")),
+        (
+            "holdout window",
+            f"{tags['split_holdout_months']} months, to {tags.get('split_holdout_end', '')}"
+            if "split_holdout_months" in tags
+            else "none",
+        ),
+        ("training snapshot cut-off (supervised CLV)", tags.get("training_cutoff", "")),
+        ("indicators", _count(metrics.get("features/n_indicators"))),
+        ("segmentation methods", ", ".join((config.get("segmentation") or {}).get("methods", {}))),
+        ("CLV models", ", ".join((config.get("clv") or {}).get("models", {}))),
+        ("seed", tags.get("seed", "")),
+    ]
+    blocks: list[Block] = []
+    if question:
+        blocks.append(Paragraph(f"**Question.** {question}"))
+    blocks.append(Table(pd.DataFrame(rows, columns=["setting", "value"])))
+    return "Question and setup", blocks
+
+
+def _count(value: float | None) -> str:
+    return "" if value is None else f"{int(value):,}"
+
+
+def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
+    """One sentence per headline metric: the best, the runner-up, the paired difference."""
+    differences = bundle.csv("bootstrap/differences.csv")
+    intervals = bundle.csv("bootstrap/intervals.csv")
+    if differences is None or intervals is None or differences.empty:
+        return "Key findings", []
+    level = int(round(100 * float(intervals["confidence"].iloc[0])))
+    items = []
+    for row in differences.itertuples(index=False):
+        what = "CLV" if row.kind == "clv" else "Segmentation"
+        est = intervals.set_index(["kind", "name", "metric"])
+        best = est.loc[(row.kind, row.best, row.metric)]
+        separated = row.ci_low > 0 or row.ci_high < 0
+        verdict = (
+            f"the difference is clear at {level} %"
+            if separated
+            else f"the {level} % interval of the difference includes 0: not separable"
+        )
+        items.append(
+            f"{what}, {METRIC_LABELS.get(row.metric, row.metric)} "
+            f"({'higher' if row.higher_is_better else 'lower'} is better): **{row.best}** "
+            f"{fmt(best.estimate)} [{fmt(best.ci_low)}, {fmt(best.ci_high)}] vs {row.runner_up}; "
+            f"difference {fmt(row.difference)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}], "
+            f"ahead in {100 * row.share_best_ahead:.0f} % of resamples; {verdict}."
+        )
+    n = int(intervals["n_resamples"].iloc[0])
+    return "Key findings", [
+        Paragraph(
+            f"Best and runner-up per headline holdout metric, with {level} % percentile "
+            f"bootstrap intervals ({n:,} resamples of the customers, the same resamples for "
+            "every model, so differences are paired). Models are not refitted per resample."
+        ),
+        BulletList(items),
+    ]
+
+
+def _interval_table(bundle: fetch.RunBundle, kind: str, label: str) -> list[Block]:
+    intervals = bundle.csv("bootstrap/intervals.csv")
+    if intervals is None:
+        return [Paragraph("No bootstrap intervals were logged for this run.", css="note")]
+    rows = intervals[intervals["kind"] == kind]
+    if rows.empty:
+        return []
+    cells = rows.assign(
+        cell=[
+            f"{fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
+            for r in rows.itertuples(index=False)
+        ]
+    )
+    order = list(dict.fromkeys(rows["metric"]))
+    table = cells.pivot(index="name", columns="metric", values="cell")
+    table = table.reindex(index=list(dict.fromkeys(rows["name"])), columns=order).fillna("")
+    level = int(round(100 * float(rows["confidence"].iloc[0])))
+    table.columns = [METRIC_LABELS.get(c, c) for c in table.columns]
+    return [
+        Table(
+            table.reset_index().rename(columns={"name": label}),
+            f"Estimate [{level} % bootstrap interval] on the holdout",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# stages
+# --------------------------------------------------------------------------------------------
+
+
+def segmentation_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
+    table = _columns(bundle.csv("segmentation/comparison.csv"), SEGMENTATION_COLUMNS)
+    if table is None:
+        return "Segmentation", []
+    blocks: list[Block] = [
+        Paragraph(
+            "Each method draws tiers (1 = most valuable) from the indicators at the cut-off; "
+            "value shares, lift and Spearman are measured on the holdout value. Internal "
+            "metrics share one standardised space; stability is the ARI over refits on "
+            "bootstrap samples."
+        ),
+        Table(table, "Segmentation methods compared"),
+        *_interval_table(bundle, "segmentation", "method"),
+    ]
+    blocks += _image(bundle, "segmentation/value_share_by_tier.png",
+                     "Holdout value share by tier", prefix)  # fmt: skip
+    blocks += _image(bundle, "segmentation/tier_profiles.png", "Tier profiles", prefix)
+    blocks += _image(bundle, "segmentation/k_selection.png", "Choice of the number of tiers",
+                     prefix)  # fmt: skip
+    return "Segmentation", blocks
+
+
+def clv_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
+    table = _columns(bundle.csv("clv/comparison.csv"), CLV_COLUMNS)
+    if table is None:
+        return "Customer lifetime value", []
+    blocks: list[Block] = [
+        Paragraph(
+            "Each model predicts every customer's value over the holdout window from the "
+            "calibration data; supervised models learn on a training snapshot one horizon "
+            "earlier. `true_expected_value` (synthetic data) is the generator's expected value: "
+            "the noise floor, not a model. Value shares can exceed 1: loss-making customers "
+            "make the total smaller than the sum of the profitable ones."
+        ),
+        Table(table, "CLV models compared on the holdout"),
+        *_interval_table(bundle, "clv", "model"),
+    ]
+    blocks += _image(bundle, "clv/gain_curves.png", "Gain (Lorenz) curves on the holdout", prefix)
+    blocks += _image(bundle, "clv/decile_calibration.png", "Decile calibration", prefix)
+    blocks += _image(bundle, "clv/transactions_by_frequency.png",
+                     "Holdout transactions by calibration frequency", prefix)  # fmt: skip
+    return "Customer lifetime value", blocks
+
+
+def drivers_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
+    metrics = bundle.metrics
+    methods = sorted(
+        {k.split("/")[1] for k in metrics if k.startswith("explain/") and k.count("/") == 2}
+    )
+    blocks: list[Block] = []
+    if methods:
+        fidelity = pd.DataFrame(
+            {
+                "method": methods,
+                "surrogate accuracy": [metrics.get(f"explain/{m}/surrogate_accuracy") for m in methods],
+                "surrogate macro-F1": [metrics.get(f"explain/{m}/surrogate_macro_f1") for m in methods],
+            }
+        )  # fmt: skip
+        blocks += [
+            Paragraph(
+                "Tiers are explained through a surrogate LightGBM classifier (indicators to "
+                "tier) and SHAP; its held-out fidelity says how far to trust the drivers."
+            ),
+            Table(fidelity, "Surrogate fidelity (held-out customers)"),
+        ]
+    for artifact in bundle.pngs("explain", "tier_drivers_"):
+        method = artifact.removeprefix("explain/tier_drivers_").removesuffix(".png")
+        blocks += _image(bundle, artifact, f"SHAP drivers per tier: {method}", prefix)
+    rules = bundle.csv("explain/rules_rfm.csv")
+    if rules is not None:
+        blocks.append(Table(rules, "RFM segments as rules in indicator units"))
+    for artifact in bundle.pngs("explain", "clv_beeswarm_"):
+        model = artifact.removeprefix("explain/clv_beeswarm_").removesuffix(".png")
+        blocks += _image(bundle, artifact, f"SHAP values of predicted CLV: {model}", prefix)
+    return "Drivers (SHAP)", blocks
+
+
+def tuning_section(tuning: list[fetch.RunBundle], prefix: str) -> tuple[str, list[Block]]:
+    blocks: list[Block] = []
+    for bundle in tuning:
+        study = bundle.tags.get("optuna_study", bundle.run_id)
+        best = bundle.json("tuning/best_params.json") or {}
+        metrics = bundle.metrics
+        blocks += [
+            Heading(3, f"Study {study}"),
+            Paragraph(
+                f"Tuning run `{bundle.run_id}`: {int(metrics.get('tuning/n_complete', 0))} "
+                f"complete trials, best {best.get('metric', 'value')} "
+                f"{fmt(metrics.get('tuning/best_value'))} (trial {best.get('trial', '?')}); "
+                f"the refit scored once on the holdout: Gini "
+                f"{fmt(metrics.get('clv/holdout_gini'))}, Spearman "
+                f"{fmt(metrics.get('clv/holdout_spearman'))}, RMSE "
+                f"{fmt(metrics.get('clv/holdout_rmse'))}."
+            ),
+        ]
+        if best.get("params"):
+            params = pd.DataFrame(
+                {"parameter": list(best["params"]), "value": list(best["params"].values())}
+            )
+            blocks.append(Table(params, "Best parameters"))
+        blocks += _image(bundle, "tuning/optimization_history.png",
+                         f"Optimisation history: {study}", f"{prefix}{study}_")  # fmt: skip
+    return "Tuning history", blocks
+
+
+def allocation_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
+    table = bundle.csv("allocation/comparison.csv")
+    if table is None:
+        return "Allocation of service resources", []
+    blocks: list[Block] = [
+        Paragraph(
+            "Service effects are assumptions of the catalogue (conf/allocation); on synthetic "
+            "data the true columns use the generator's response instead.",
+            css="note",
+        ),
+        Table(table, "Policies compared"),
+    ]
+    for artifact in bundle.pngs("allocation"):
+        caption = artifact.removeprefix("allocation/").removesuffix(".png").replace("_", " ")
+        blocks += _image(bundle, artifact, caption, prefix)
+    return "Allocation of service resources", blocks
+
+
+def data_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
+    blocks = _image(bundle, "data/realism.png", "Data realism checks", prefix)
+    blocks += _image(bundle, "features/distributions.png", "Indicator distributions", prefix)
+    return "Data and indicators", blocks
+
+
+# --------------------------------------------------------------------------------------------
+# reproducibility
+# --------------------------------------------------------------------------------------------
+
+
+def _seeds(config: dict, path: str = "") -> list[tuple[str, object]]:
+    found = []
+    for key, value in config.items():
+        name = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict):
+            found += _seeds(value, name)
+        elif "seed" in str(key).lower() or "random_state" in str(key).lower():
+            found.append((name, value))
+    return found
+
+
+def reproducibility_section(bundle: fetch.RunBundle, experiment: str) -> tuple[str, list[Block]]:
+    tags = bundle.tags
+    commit = tags.get("git_commit", "unknown")
+    dirty = tags.get("git_dirty", "unknown")
+    rows = [
+        ("git commit", commit),
+        ("uncommitted changes (dirty)", dirty),
+        ("tierlab version", tags.get("tierlab_version", "")),
+        ("data", tags.get("data_name", "")),
+        ("data fingerprint", tags.get("data_fingerprint", "")),
+        ("MLflow experiment", experiment),
+        ("MLflow run id", bundle.run_id),
+    ]
+    blocks: list[Block] = [Table(pd.DataFrame(rows, columns=["item", "value"]))]
+    if dirty != "false":
+        blocks.append(
+            Paragraph(
+                "The working tree had uncommitted changes (or no git) when this run started: "
+                "checking out the commit does not reproduce it exactly.",
+                css="note",
+            )
+        )
+    overrides = tags.get("hydra_overrides")
+    rerun = [f"git checkout {commit}", "make install"]
+    if overrides is not None:
+        rerun.append(f".venv/bin/tierlab run {overrides}".rstrip())
+        rerun.append(f".venv/bin/tierlab report --experiment {experiment}")
+        blocks += [
+            Paragraph(
+                "To rerun exactly this experiment (same code, config and seed give the same "
+                "numbers; the data fingerprint of the new run must match the one above):"
+            ),
+            Code("\n".join(rerun), "bash"),
+        ]
+    else:
+        blocks.append(
+            Paragraph(
+                "This run was started from Python (a test or a notebook), not from the "
+                "command line, so no overrides were recorded: rerun it by composing the "
+                "resolved config below (`tierlab.config.compose`) at the same commit.",
+                css="note",
+            )
+        )
+    seeds = _seeds(bundle.config)
+    if seeds:
+        blocks.append(
+            Table(
+                pd.DataFrame([(k, str(v)) for k, v in seeds], columns=["config key", "seed"]),
+                "Seeds (resolved; None = not random or not set)",
+            )
+        )
+    environment = bundle.json("environment/packages.json")
+    if environment:
+        packages = {k.lower(): (k, v) for k, v in environment["packages"].items()}
+        core = [packages[p] for p in CORE_PACKAGES if p in packages]
+        blocks.append(
+            Table(
+                pd.DataFrame(
+                    [("python", environment["python"]), *core], columns=["package", "version"]
+                ),
+                f"Package versions ({environment['platform']})",
+            )
+        )
+        every = "\n".join(f"{k}=={v}" for k, v in environment["packages"].items())
+        blocks.append(Details("All installed packages", [Code(every)]))
+    else:
+        blocks.append(Paragraph("Package versions were not logged with this run.", css="note"))
+    ids = pd.DataFrame(
+        [(bundle.run.info.run_name, bundle.run_id, bundle.run.info.status, "parent")]
+        + [(c.info.run_name, c.info.run_id, c.info.status, "child") for c in bundle.children],
+        columns=["run", "run id", "status", "role"],
+    )
+    blocks.append(Details("MLflow run ids", [Table(ids)]))
+    if bundle.config_text:
+        blocks.append(Details("Full resolved config", [Code(bundle.config_text, "yaml")]))
+    return "Reproducibility", blocks

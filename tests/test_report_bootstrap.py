@@ -1,0 +1,118 @@
+"""Bootstrap intervals: the O(n) weighted metrics equal the stage metrics on the materialised
+resample, and the paired differences tell a real gap from none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tierlab.clv.metrics import value_metrics
+from tierlab.report import bootstrap as B
+from tierlab.segmentation.metrics import business_metrics
+
+
+def bank_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Skewed values with losses and many ties (rounded), and a noisy prediction of them."""
+    rng = np.random.default_rng(seed)
+    actual = np.round(rng.gamma(0.4, 300, n) - 40, 0)
+    predicted = np.round(0.6 * actual + rng.normal(0, 80, n), -1)
+    return actual, predicted
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clv_scorer_equals_value_metrics_on_the_materialised_resample(seed):
+    actual, predicted = bank_like(1500, seed)
+    score = B.clv_scorer(actual, predicted, scale=True)
+    rng = np.random.default_rng(seed + 10)
+    for _ in range(4):
+        drawn = rng.integers(0, len(actual), len(actual))
+        w = np.bincount(drawn, minlength=len(actual)).astype("float64")
+        expected = value_metrics(actual[drawn], predicted[drawn])
+        got = score(w)
+        assert set(got) == set(B.CLV_METRICS)
+        for metric, value in got.items():
+            assert value == pytest.approx(expected[metric], rel=1e-10, abs=1e-12), metric
+
+
+def test_point_estimate_is_the_stage_metric_and_ranks_only_drops_scale():
+    actual, predicted = bank_like(800, 5)
+    expected = value_metrics(actual, predicted)
+    got = B.clv_scorer(actual, predicted, scale=False)(np.ones(len(actual)))
+    assert set(got) == {"spearman", "gini", "top20_share"}
+    for metric, value in got.items():
+        assert value == pytest.approx(expected[metric], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segmentation_scorer_equals_business_metrics_on_the_materialised_resample(seed):
+    actual, _ = bank_like(1200, seed)
+    rng = np.random.default_rng(seed)
+    tiers = rng.integers(1, 5, len(actual))
+    score = B.segmentation_scorer(tiers, actual)
+    for _ in range(4):
+        drawn = rng.integers(0, len(actual), len(actual))
+        w = np.bincount(drawn, minlength=len(actual)).astype("float64")
+        expected = business_metrics(tiers[drawn], actual[drawn])
+        for metric, value in score(w).items():
+            assert value == pytest.approx(expected[metric], rel=1e-10), metric
+
+
+def test_undefined_metrics_are_nan_like_the_stage_metrics():
+    actual = np.array([-5.0, -1.0, 0.0, 2.0])  # total value <= 0: shares and Gini undefined
+    got = B.clv_scorer(actual, np.array([1.0, 2.0, 3.0, 4.0]), scale=True)(np.ones(4))
+    assert np.isnan(got["gini"]) and np.isnan(got["top20_share"])
+    assert got["spearman"] == pytest.approx(1.0)
+    constant = B.clv_scorer(actual, np.zeros(4), scale=True)(np.ones(4))
+    assert np.isnan(constant["spearman"])
+
+
+def test_intervals_are_seeded_and_cover_the_estimate():
+    actual, predicted = bank_like(2000, 3)
+    scorers = {"model": B.clv_scorer(actual, predicted, scale=True)}
+    first, _ = B.intervals(scorers, len(actual), 200, 0.9, 7, B.CLV_METRICS)
+    again, _ = B.intervals(scorers, len(actual), 200, 0.9, 7, B.CLV_METRICS)
+    other, _ = B.intervals(scorers, len(actual), 200, 0.9, 8, B.CLV_METRICS)
+    assert first.equals(again)
+    assert not first[["ci_low", "ci_high"]].equals(other[["ci_low", "ci_high"]])
+    assert (first["ci_low"] <= first["estimate"]).all()
+    assert (first["estimate"] <= first["ci_high"]).all()
+    assert (first["ci_high"] - first["ci_low"] > 0).all()
+
+
+def test_paired_difference_separates_a_real_gap_and_not_a_tie():
+    rng = np.random.default_rng(0)
+    n = 3000
+    actual = rng.gamma(0.5, 200, n)
+    good = actual + rng.normal(0, 50, n)
+    worse = actual + rng.normal(0, 400, n)
+    twin = good.copy()
+    scorers = {
+        "good": B.clv_scorer(actual, good, scale=True),
+        "worse": B.clv_scorer(actual, worse, scale=True),
+    }
+    _, diff = B.intervals(scorers, n, 300, 0.95, 1, B.CLV_METRICS)
+    rmse = diff.set_index("metric").loc["rmse"]
+    assert rmse["best"] == "good" and rmse["runner_up"] == "worse"
+    assert rmse["ci_high"] < 0 and rmse["share_best_ahead"] == 1.0
+    spearman = diff.set_index("metric").loc["spearman"]
+    assert spearman["best"] == "good" and spearman["ci_low"] > 0
+
+    tied = {"good": scorers["good"], "twin": B.clv_scorer(actual, twin, scale=True)}
+    _, diff = B.intervals(tied, n, 100, 0.95, 1, B.CLV_METRICS)
+    assert (diff["difference"] == 0).all()
+    assert (diff["ci_low"] == 0).all() and (diff["ci_high"] == 0).all()
+
+
+def test_reference_rows_do_not_compete_and_bad_settings_are_named():
+    actual, predicted = bank_like(500, 1)
+    scorers = {
+        "model": B.clv_scorer(actual, predicted, scale=True),
+        "truth": B.clv_scorer(actual, actual, scale=True),
+        "other": B.clv_scorer(actual, predicted * 0.5, scale=True),
+    }
+    _, diff = B.intervals(scorers, 500, 50, 0.95, 1, B.CLV_METRICS, contenders=["model", "other"])
+    assert "truth" not in set(diff["best"]) | set(diff["runner_up"])
+    with pytest.raises(ValueError, match="report.bootstrap.confidence"):
+        B.intervals(scorers, 500, 50, 1.5, 1, B.CLV_METRICS)
+    with pytest.raises(ValueError, match="report.bootstrap.n_resamples"):
+        B.intervals(scorers, 500, 0, 0.95, 1, B.CLV_METRICS)
