@@ -12,7 +12,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test lint format bench mlflow-ui mlflow-server clean
+.PHONY: help venv install run report test lint format bench mlflow-ui mlflow-server clean
 
 ## Show this help
 help:
@@ -35,6 +35,13 @@ install: $(STAMP)
 ## Run the default experiment on the embedded synthetic bank, tracked in MLflow (sqlite:///mlruns.db)
 run: $(STAMP)
 	$(BIN)/tierlab run $(ARGS)
+
+# MLflow experiment of `make report`, e.g. make report EXPERIMENT=tierlab-clv-benchmark
+EXPERIMENT ?= tierlab
+
+## Rebuild the report of an experiment's latest run from MLflow (EXPERIMENT=tierlab) into reports/
+report: $(STAMP)
+	$(BIN)/tierlab report --experiment $(EXPERIMENT)
 
 ## Run the whole test suite
 test: $(STAMP)
@@ -71,5 +78,5 @@ mlflow-server: $(STAMP)
 
 ## Remove run outputs, caches and the local MLflow store (keeps .venv)
 clean:
-	rm -rf outputs multirun mlruns.db mlruns.db.lock mlartifacts mlserver data/synthetic .pytest_cache .ruff_cache
+	rm -rf outputs multirun reports mlruns.db mlruns.db.lock mlartifacts mlserver data/synthetic .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
