@@ -15,13 +15,14 @@
 # # tierlab quickstart
 #
 # Run an experiment on a small synthetic bank, then look at what it produced: the tables, the
-# calibration/holdout split, the realism checks and the MLflow run.
+# calibration/holdout split, the realism checks, the MLflow run and the research report.
 # Extra Hydra overrides can be passed in the environment variable `TIERLAB_OVERRIDES`
 # (space-separated) and the output folder in `TIERLAB_OUTPUT_DIR`; the test suite uses them to
 # keep the MLflow store and outputs in a temporary folder.
 
 # %%
 import os
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -65,3 +66,16 @@ data.customers.head()
 mlflow.set_tracking_uri(cfg.tracking.uri)
 runs = mlflow.search_runs(experiment_names=[cfg.tracking.experiment_name])
 runs[["run_id", "status", "tags.data_fingerprint", "metrics.data/top20_profit_share"]].head()
+
+# %% [markdown]
+# ## The research report
+# The run ended by writing its report (HTML with every figure embedded, and a Markdown twin)
+# into its output folder. The same report can be rebuilt from MLflow alone at any time:
+# `tierlab report --experiment <name>` on the command line, or `build_report` from Python.
+# Here: the key findings, read from the Markdown twin.
+
+# %%
+report = Path(output_dir) / "report" / "report.md"
+print(report)
+text = report.read_text()
+print(text[text.index("## Key findings") : text.index("## Segmentation")])
