@@ -205,7 +205,7 @@ def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
         items.append(
             f"{what}, {METRIC_LABELS.get(row.metric, row.metric)} "
             f"({'higher' if row.higher_is_better else 'lower'} is better): **{row.best}** "
-            f"{fmt(best.estimate)} [{fmt(best.ci_low)}, {fmt(best.ci_high)}] vs {row.runner_up}; "
+            f"{_estimate(best)} vs {row.runner_up}; "
             f"difference {fmt(row.difference)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}], "
             f"ahead in {100 * row.share_best_ahead:.0f} % of resamples; {verdict}."
         )
@@ -227,12 +227,7 @@ def _interval_table(bundle: fetch.RunBundle, kind: str, label: str) -> list[Bloc
     rows = intervals[intervals["kind"] == kind]
     if rows.empty:
         return []
-    cells = rows.assign(
-        cell=[
-            f"{fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
-            for r in rows.itertuples(index=False)
-        ]
-    )
+    cells = rows.assign(cell=[_estimate(r) for r in rows.itertuples(index=False)])
     order = list(dict.fromkeys(rows["metric"]))
     table = cells.pivot(index="name", columns="metric", values="cell")
     table = table.reindex(index=list(dict.fromkeys(rows["name"])), columns=order).fillna("")
@@ -244,6 +239,15 @@ def _interval_table(bundle: fetch.RunBundle, kind: str, label: str) -> list[Bloc
             f"Estimate [{level} % bootstrap interval] on the holdout",
         )
     ]
+
+
+def _estimate(row) -> str:
+    """``estimate [low, high]``; the estimate alone when the interval is undefined."""
+    if pd.isna(row.estimate):
+        return ""
+    if pd.isna(row.ci_low) or pd.isna(row.ci_high):
+        return fmt(row.estimate)
+    return f"{fmt(row.estimate)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
 
 
 # --------------------------------------------------------------------------------------------
