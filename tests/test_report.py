@@ -87,10 +87,14 @@ def test_bootstrap_tables_hold_every_model_and_the_logged_estimates(tracked):
     intervals = pd.read_csv(tmp_path / "out" / "bootstrap" / "intervals.csv")
     differences = pd.read_csv(tmp_path / "out" / "bootstrap" / "differences.csv")
     clv = intervals[intervals["kind"] == "clv"]
+    compared = 0
     for row in clv.itertuples():
         logged = metrics.get(f"clv/{row.name}/{row.metric}")
         if logged is not None:
             assert row.estimate == pytest.approx(logged, rel=1e-9), (row.name, row.metric)
+            compared += 1
+    models = {k.split("/")[1] for k in metrics if k.startswith("clv/") and k.endswith("/gini")}
+    assert set(clv["name"]) == models and compared >= 3 * len(models)
     seg = intervals[intervals["kind"] == "segmentation"]
     for row in seg.itertuples():
         assert row.estimate == pytest.approx(metrics[f"seg/{row.name}/{row.metric}"], rel=1e-9)
@@ -139,3 +143,65 @@ def test_command_line_run_on_a_tracking_server_reports_the_rerun_command(server,
     assert f".venv/bin/tierlab run {' '.join(task)}\n" in page
     build_report(server, EXPERIMENT, None, tmp_path / "again")
     assert same_tree(tmp_path / "again", tmp_path / "out" / "report")
+
+
+PNG = (  # a valid 1x1 PNG
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+    b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18"
+    b"\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def fake_run(experiment_id: str, tags: dict[str, str], files: dict[str, str | bytes]) -> str:
+    with mlflow.start_run(experiment_id=experiment_id) as active:
+        mlflow.set_tags(tags)
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                folder = Path(mlflow.get_artifact_uri().removeprefix("file://"))
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(content)
+            else:
+                mlflow.log_text(content, name)
+    return active.info.run_id
+
+
+def test_hostile_text_quoting_masking_no_holdout_and_later_tuning(tmp_path):
+    uri = f"sqlite:///{tmp_path}/store.db"
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.create_experiment("hostile", artifact_location=(tmp_path / "art").as_uri())
+    tuning_tags = {"tuning_role": "tune", "data_fingerprint": "abc", "optuna_study": "a/b"}
+    before = fake_run(exp, tuning_tags, {"tuning/optimization_history.png": PNG})
+    config = (
+        "report:\n  question: <script>alert(1)</script> **which** ```wins```?\n"
+        "tuning:\n  storage: postgresql://tierlab:s3cret@db.example:5432/optuna\n"
+    )
+    overrides = "'report.question=\"Which (if any) wins?\"' seed=7"
+    main = fake_run(
+        exp,
+        {"tierlab_command": "run", "data_fingerprint": "abc", "hydra_overrides": overrides,
+         "git_commit": "0" * 40, "git_dirty": "false"},
+        {"config/resolved_config.yaml": config,
+         "segmentation/comparison.csv": "method,status,silhouette\nkmeans,done,0.25\n"},
+    )  # fmt: skip
+    fake_run(
+        exp, {**tuning_tags, "optuna_study": "later"}, {"tuning/optimization_history.png": PNG}
+    )
+    html_path, md_path = build_report(uri, "hostile", [main], tmp_path / "out")
+    page, markdown = html_path.read_text(), md_path.read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    prose = re.sub(r"(`{3,})[a-z]*\n.*?\n\1", "", markdown, flags=re.S)  # code fences out
+    assert "<script>" not in prose and "&lt;script&gt;alert(1)" in prose
+    assert "\n````yaml\n" in markdown  # a fence longer than the backticks inside it
+    assert "s3cret" not in page and "s3cret" not in markdown and "tierlab:***@" in page
+    assert "No bootstrap intervals: the data set has no holdout window." in markdown
+    # the recorded overrides are pasted as shell words: bash gives Hydra the quoted value back
+    line = next(x for x in markdown.splitlines() if x.startswith(".venv/bin/tierlab run"))
+    words = subprocess.run(
+        ["bash", "-c", f'printf "%s\\n" {line.removeprefix(".venv/bin/tierlab run ")}'],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert words == ['report.question="Which (if any) wins?"', "seed=7"]
+    # the tuning study run before the reported run is shown, the later one is not
+    assert "Study a/b" in markdown and "later" not in markdown
+    assert (tmp_path / "out" / "report_files" / "r0_a_b_tuning_optimization_history.png").is_file()
+    assert str(before) in markdown

@@ -116,3 +116,34 @@ def test_reference_rows_do_not_compete_and_bad_settings_are_named():
         B.intervals(scorers, 500, 50, 1.5, 1, B.CLV_METRICS)
     with pytest.raises(ValueError, match="report.bootstrap.n_resamples"):
         B.intervals(scorers, 500, 0, 0.95, 1, B.CLV_METRICS)
+
+
+def test_edge_resamples_follow_the_stage_nan_rules():
+    # every drawn customer has the same holdout value: the oracle Gini is 0, Gini undefined
+    score = B.clv_scorer(np.array([0.1, 0.1, 5.0]), np.array([0.0, 1.0, 2.0]), scale=True)
+    drawn = np.array([0, 1, 1])
+    assert np.isnan(score(np.bincount(drawn, minlength=3).astype(float))["gini"])
+    assert np.isnan(value_metrics(np.array([0.1, 0.1, 0.1]), np.array([0.0, 1.0, 1.0]))["gini"])
+    # no tier-1 customer drawn: the stage has no tier-1 share (NaN), nor a lift
+    tiers = np.array([1, 2, 2, 3, 3, 3])
+    value = np.array([9.0, 4.0, 3.0, 1.0, 1.0, 0.5])
+    got = B.segmentation_scorer(tiers, value)(np.array([0, 1, 1, 1, 1, 1], dtype=float))
+    expected = business_metrics(tiers[1:], value[1:])
+    assert "value_share_tier1" not in expected
+    assert np.isnan(got["value_share_tier1"]) and np.isnan(got["top_tier_lift"])
+    assert got["spearman"] == pytest.approx(expected["spearman"])
+
+
+def test_segmentation_has_a_best_only_for_spearman():
+    # lift and top-tier share favour a small top tier: intervals, but no "best" method
+    rng = np.random.default_rng(4)
+    value = rng.gamma(0.5, 100, 1000)
+    order = np.argsort(-value)
+    small_top, big_top = np.full(1000, 2), np.full(1000, 2)
+    small_top[order[:10]] = 1
+    big_top[order[:300]] = 1
+    scorers = {n: B.segmentation_scorer(t, value) for n, t in
+               {"small": small_top, "big": big_top}.items()}  # fmt: skip
+    table, diff = B.intervals(scorers, 1000, 50, 0.95, 1, B.SEGMENTATION_METRICS)
+    assert list(diff["metric"]) == ["spearman"]
+    assert set(table["metric"]) == {"spearman", "top_tier_lift", "value_share_tier1"}

@@ -72,7 +72,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     log.info("outputs: %s", output_dir)
     log.info("MLflow run %s: %s", active.info.run_id, tracking.run_url(active))
     if cfg.report.write_after_run:
-        write_run_report(cfg, active.info.run_id, output_dir / "report")
+        try:
+            write_run_report(cfg, active.info.run_id, output_dir / "report")
+        except Exception:  # the run is tracked and FINISHED: a report bug must not undo it
+            log.exception(
+                "the report was not written; the run is complete, rebuild its report with: "
+                "tierlab report --experiment %s --run-id %s",
+                cfg.tracking.experiment_name,
+                active.info.run_id,
+            )
     return metrics
 
 

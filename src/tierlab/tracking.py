@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
+import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
 MAX_PARAM_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 TRUNCATION_MARK = "...[truncated]"
+MAX_TAG_LENGTH = 5000  # characters kept of a long tag value
 #: Tag of the parent runs of `tierlab run`; tuning and promotion runs do not carry it.
 COMMAND_TAG = "tierlab_command"
 
@@ -71,7 +73,11 @@ def flatten_config(cfg: DictConfig | Mapping[str, Any], max_length: int) -> dict
 
 
 def git_state(root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """Git commit and dirty flag of the source tree (``unknown`` outside a git checkout)."""
+    """Git commit and dirty flag of the source tree (``unknown`` outside a git checkout).
+
+    Dirty = a tracked file differs from the commit, or an untracked file lies in ``src/`` or
+    ``conf/`` (new code or config that the run may have used but the commit does not hold).
+    """
 
     def git(*args: str) -> str:
         out = subprocess.run(
@@ -81,7 +87,9 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, str]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no")) or bool(
+            git("status", "--porcelain", "--untracked-files=all", "--", "src", "conf")
+        )
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
@@ -180,12 +188,16 @@ def environment() -> dict[str, Any]:
 
 
 def hydra_job_tags() -> dict[str, str]:
-    """The command-line overrides of this Hydra job (and its number in a sweep), so runs of a
-    ``--multirun`` sweep can be told apart; empty outside a Hydra app (tests, notebooks)."""
+    """The command-line overrides of this Hydra job, quoted for a POSIX shell (``tierlab run``
+    followed by them reruns the job), and its number in a sweep, so runs of a ``--multirun``
+    sweep can be told apart; empty outside a Hydra app (tests, notebooks)."""
     if not HydraConfig.initialized():
         return {}
     job = HydraConfig.get()
-    tags = {"hydra_overrides": " ".join(job.overrides.task)[:5000]}
+    overrides = shlex.join(job.overrides.task)  # quoted for a shell: the rerun command
+    if len(overrides) > MAX_TAG_LENGTH:
+        overrides = overrides[: MAX_TAG_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+    tags = {"hydra_overrides": overrides}
     if str(job.mode) == "RunMode.MULTIRUN":
         tags["hydra_job_num"] = str(job.job.num)
     return tags

@@ -31,7 +31,9 @@ CLV_METRICS = {
     "rmse": False,
     "mae": False,
 }
-SEGMENTATION_METRICS = {"spearman": True, "top_tier_lift": True, "value_share_tier1": None}
+#: Lift and top-tier share favour methods with a small top tier, so they get intervals but no
+#: "best": only Spearman ranks methods whose tiers differ in number and size.
+SEGMENTATION_METRICS = {"spearman": True, "top_tier_lift": None, "value_share_tier1": None}
 #: Metrics on a scale the model may not share with the target (dropped for "ranks only").
 SCALE_METRICS = ("rmse", "mae")
 BOUNDS = ("ci_low", "ci_high")
@@ -127,10 +129,11 @@ def clv_scorer(actual: np.ndarray, predicted: np.ndarray, scale: bool) -> Scorer
 
     def score(w: np.ndarray) -> dict[str, float]:
         blocks = by_prediction.blocks(w)
-        oracle = Gain.gini(*by_actual.blocks(w))
+        constant = np.ptp(actual[w > 0]) == 0  # the oracle's Gini is 0: undefined
+        oracle = np.nan if constant else Gain.gini(*by_actual.blocks(w))
         out = {
             "spearman": weighted_pearson(rank_actual.ranks(w), rank_predicted.ranks(w), w),
-            "gini": Gain.gini(*blocks) / oracle if oracle and np.isfinite(oracle) else np.nan,
+            "gini": Gain.gini(*blocks) / oracle if np.isfinite(oracle) else np.nan,
             "top20_share": Gain.share_at(*blocks, 0.20),
         }
         if scale:
@@ -148,9 +151,9 @@ def segmentation_scorer(tiers: np.ndarray, holdout_value: np.ndarray) -> Scorer:
     rank_tier, rank_value = Groups(-tiers.astype("float64")), Groups(value)
 
     def score(w: np.ndarray) -> dict[str, float]:
-        total = (w * value).sum()
-        share = float((w * value * top).sum() / total) if total > 0 else np.nan
-        covered = (w * top).sum() / w.sum()
+        total, covered = (w * value).sum(), (w * top).sum() / w.sum()
+        # no tier-1 customer drawn: the stage has no tier 1 and so no share (NaN)
+        share = float((w * value * top).sum() / total) if total > 0 and covered > 0 else np.nan
         return {
             "spearman": weighted_pearson(rank_tier.ranks(w), rank_value.ranks(w), w),
             "top_tier_lift": share / covered if covered > 0 else np.nan,
@@ -251,7 +254,9 @@ def intervals(
                 "runner_up": second,
                 "difference": estimate[best][metric] - estimate[second][metric],
                 **dict(zip(BOUNDS, bounds(delta), strict=True)),
-                "share_best_ahead": float(np.mean(finite > 0 if higher else finite < 0)),
+                "share_best_ahead": float(np.mean(finite > 0 if higher else finite < 0))
+                if len(finite)
+                else np.nan,
             }
         )
     return table, pd.DataFrame(diff_rows, columns=DIFFERENCE_COLUMNS)

@@ -14,6 +14,8 @@ rerun, data fingerprint, seeds, package versions, run ids, the full resolved con
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from tierlab.report.document import (
     fmt,
     write,
 )
+from tierlab.tracking import TRUNCATION_MARK
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +136,7 @@ def _image(bundle: fetch.RunBundle, artifact: str, caption: str, prefix: str) ->
     data = bundle.png(artifact)
     if data is None:
         return []
-    return [Image(prefix + artifact.replace("/", "_"), data, caption)]
+    return [Image(re.sub(r"[^A-Za-z0-9._-]+", "_", prefix + artifact), data, caption)]
 
 
 def _columns(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame | None:
@@ -196,18 +199,23 @@ def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
         what = "CLV" if row.kind == "clv" else "Segmentation"
         est = intervals.set_index(["kind", "name", "metric"])
         best = est.loc[(row.kind, row.best, row.metric)]
-        separated = row.ci_low > 0 or row.ci_high < 0
-        verdict = (
-            f"the difference is clear at {level} %"
-            if separated
-            else f"the {level} % interval of the difference includes 0: not separable"
+        if pd.isna(row.ci_low) or pd.isna(row.ci_high):
+            verdict = "interval undefined (the metric is undefined in too many resamples)"
+        elif row.ci_low > 0 or row.ci_high < 0:
+            verdict = f"the difference is clear at {level} %"
+        else:
+            verdict = f"the {level} % interval of the difference includes 0: not separable"
+        ahead = (
+            f"ahead in {100 * row.share_best_ahead:.0f} % of resamples"
+            if pd.notna(row.share_best_ahead)
+            else "never comparable"
         )
         items.append(
             f"{what}, {METRIC_LABELS.get(row.metric, row.metric)} "
             f"({'higher' if row.higher_is_better else 'lower'} is better): **{row.best}** "
             f"{_estimate(best)} vs {row.runner_up}; "
             f"difference {fmt(row.difference)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}], "
-            f"ahead in {100 * row.share_best_ahead:.0f} % of resamples; {verdict}."
+            f"{ahead}; {verdict}."
         )
     n = int(intervals["n_resamples"].iloc[0])
     return "Key findings", [
@@ -223,7 +231,13 @@ def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
 def _interval_table(bundle: fetch.RunBundle, kind: str, label: str) -> list[Block]:
     intervals = bundle.csv("bootstrap/intervals.csv")
     if intervals is None:
-        return [Paragraph("No bootstrap intervals were logged for this run.", css="note")]
+        reason = (
+            "the data set has no holdout window"
+            if "split_holdout_months" not in bundle.tags
+            else "none were logged with this run (report.bootstrap.n_resamples: 0, or a run "
+            "made before intervals existed)"
+        )
+        return [Paragraph(f"No bootstrap intervals: {reason}.", css="note")]
     rows = intervals[intervals["kind"] == kind]
     if rows.empty:
         return []
@@ -323,12 +337,17 @@ def drivers_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Blo
     for artifact in bundle.pngs("explain", "tier_drivers_"):
         method = artifact.removeprefix("explain/tier_drivers_").removesuffix(".png")
         blocks += _image(bundle, artifact, f"SHAP drivers per tier: {method}", prefix)
-    rules = bundle.csv("explain/rules_rfm.csv")
-    if rules is not None:
-        blocks.append(Table(rules, "RFM segments as rules in indicator units"))
+    for artifact in bundle.files("explain", "rules_", ".csv"):
+        method = artifact.removeprefix("explain/rules_").removesuffix(".csv")
+        blocks.append(
+            Table(bundle.csv(artifact), f"{method}: segments as rules in indicator units")
+        )
     for artifact in bundle.pngs("explain", "clv_beeswarm_"):
         model = artifact.removeprefix("explain/clv_beeswarm_").removesuffix(".png")
         blocks += _image(bundle, artifact, f"SHAP values of predicted CLV: {model}", prefix)
+        blocks += _image(bundle, f"explain/clv_dependence_{model}.png",
+                         f"SHAP dependence of predicted CLV on its top indicators: {model}",
+                         prefix)  # fmt: skip
     return "Drivers (SHAP)", blocks
 
 
@@ -400,6 +419,12 @@ def _seeds(config: dict, path: str = "") -> list[tuple[str, object]]:
     return found
 
 
+def mask(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL masked, so a
+    report that is mailed around does not carry credentials."""
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+
+
 def reproducibility_section(bundle: fetch.RunBundle, experiment: str) -> tuple[str, list[Block]]:
     tags = bundle.tags
     commit = tags.get("git_commit", "unknown")
@@ -425,8 +450,9 @@ def reproducibility_section(bundle: fetch.RunBundle, experiment: str) -> tuple[s
     overrides = tags.get("hydra_overrides")
     rerun = [f"git checkout {commit}", "make install"]
     if overrides is not None:
-        rerun.append(f".venv/bin/tierlab run {overrides}".rstrip())
-        rerun.append(f".venv/bin/tierlab report --experiment {experiment}")
+        # the tag is the command line's overrides, already quoted for a POSIX shell
+        rerun.append(f".venv/bin/tierlab run {mask(overrides)}".rstrip())
+        rerun.append(f".venv/bin/tierlab report --experiment {shlex.quote(experiment)}")
         blocks += [
             Paragraph(
                 "To rerun exactly this experiment (same code, config and seed give the same "
@@ -434,6 +460,10 @@ def reproducibility_section(bundle: fetch.RunBundle, experiment: str) -> tuple[s
             ),
             Code("\n".join(rerun), "bash"),
         ]
+        if overrides.endswith(TRUNCATION_MARK):
+            blocks.append(
+                Paragraph("The recorded overrides were cut at MLflow's tag limit.", css="note")
+            )
     else:
         blocks.append(
             Paragraph(
@@ -474,5 +504,5 @@ def reproducibility_section(bundle: fetch.RunBundle, experiment: str) -> tuple[s
     )
     blocks.append(Details("MLflow run ids", [Table(ids)]))
     if bundle.config_text:
-        blocks.append(Details("Full resolved config", [Code(bundle.config_text, "yaml")]))
+        blocks.append(Details("Full resolved config", [Code(mask(bundle.config_text), "yaml")]))
     return "Reproducibility", blocks

@@ -193,16 +193,21 @@ def render_html(title: str, blocks: list[Block]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _md_text(text: str) -> str:
+    """Text for Markdown: raw HTML neutralised (the twin is often rendered as HTML too)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md_table(table: Table) -> str:
     frame = table.frame
     numeric = _numeric(frame)
 
     def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+        return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
     lines = []
     if table.caption:
-        lines += [f"*{table.caption}*", ""]
+        lines += [f"*{_md_text(table.caption)}*", ""]
     lines.append("| " + " | ".join(cell(str(c)) for c in frame.columns) + " |")
     lines.append("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in _cells(frame)]
@@ -211,23 +216,25 @@ def _md_table(table: Table) -> str:
 
 def _md_block(block: Block, images: dict[str, bytes], folder: str) -> str:
     if isinstance(block, Heading):
-        return "#" * block.level + " " + block.text
+        return "#" * block.level + " " + _md_text(block.text)
     if isinstance(block, Paragraph):
-        return f"> {block.text}" if block.css else block.text
+        return f"> {_md_text(block.text)}" if block.css else _md_text(block.text)
     if isinstance(block, BulletList):
-        return "\n".join(f"- {item}" for item in block.items)
+        return "\n".join(f"- {_md_text(item)}" for item in block.items)
     if isinstance(block, Table):
         return _md_table(block)
     if isinstance(block, Image):
         images[block.name] = block.data
-        return f"![{block.caption or block.name}]({folder}/{block.name})" + (
-            f"\n\n*{block.caption}*" if block.caption else ""
+        caption = _md_text(block.caption)
+        return f"![{caption or block.name}]({folder}/{block.name})" + (
+            f"\n\n*{caption}*" if caption else ""
         )
     if isinstance(block, Code):
-        return f"```{block.language}\n{block.text.rstrip()}\n```"
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", block.text)), default=0))
+        return f"{fence}{block.language}\n{block.text.rstrip()}\n{fence}"
     if isinstance(block, Details):
         inner = "\n\n".join(_md_block(b, images, folder) for b in block.blocks)
-        return f"**{block.summary}**\n\n{inner}"
+        return f"**{_md_text(block.summary)}**\n\n{inner}"
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 

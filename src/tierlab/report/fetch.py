@@ -7,6 +7,7 @@ Works the same against the local SQLite store and a tracking server: runs are fo
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +15,11 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from tierlab.tracking import COMMAND_TAG
+
+log = logging.getLogger(__name__)
 
 #: Top-level artifact folders a report reads (the report itself, logged as ``report/``, is not
 #: read back, so a regenerated report never depends on an earlier one).
@@ -73,12 +77,15 @@ class RunBundle:
         path = self.path(name)
         return path.read_bytes() if path else None
 
-    def pngs(self, folder: str, prefix: str = "") -> list[str]:
-        """Names (``folder/file.png``) of the PNG artifacts in ``folder``, sorted."""
+    def files(self, folder: str, prefix: str = "", suffix: str = "") -> list[str]:
+        """Names (``folder/<prefix>...<suffix>``) of the artifacts in ``folder``, sorted."""
         base = self.folder / folder
         if not base.is_dir():
             return []
-        return sorted(f"{folder}/{p.name}" for p in base.glob(f"{prefix}*.png"))
+        return sorted(f"{folder}/{p.name}" for p in base.glob(f"{prefix}*{suffix}"))
+
+    def pngs(self, folder: str, prefix: str = "") -> list[str]:
+        return self.files(folder, prefix, ".png")
 
     @property
     def config_text(self) -> str:
@@ -110,12 +117,21 @@ def select_runs(client: MlflowClient, experiment: str, run_ids: list[str] | None
         for run_id in run_ids:
             try:
                 run = client.get_run(run_id)
-            except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
                 raise ReportError(f"run {run_id!r} not found in the tracking store") from exc
             if run.info.experiment_id != exp_id:
                 raise ReportError(
                     f"run {run_id} belongs to experiment id {run.info.experiment_id}, "
                     f"not to {experiment!r} (id {exp_id})"
+                )
+            if run.data.tags.get(COMMAND_TAG) != "run" or run.info.status != "FINISHED":
+                log.warning(
+                    "run %s is not a finished `tierlab run` parent run (status %s): its report "
+                    "may have few sections",
+                    run_id,
+                    run.info.status,
                 )
             runs.append(run)
         return runs
@@ -153,7 +169,10 @@ def download(client: MlflowClient, run: Run, destination: Path) -> RunBundle:
 
 def tuning_runs(client: MlflowClient, run: Run, destination: Path) -> list[RunBundle]:
     """The latest finished tuning run of each Optuna study in the same experiment on the same
-    data (same data fingerprint), with its ``tuning/`` artifacts."""
+    data (same data fingerprint) that started before ``run``, with its ``tuning/`` artifacts.
+
+    Runs started later are left out, so tuning done after a run never changes its report.
+    """
     fingerprint = run.data.tags.get("data_fingerprint")
     if not fingerprint:
         return []
@@ -161,7 +180,8 @@ def tuning_runs(client: MlflowClient, run: Run, destination: Path) -> list[RunBu
         [run.info.experiment_id],
         filter_string=(
             "tags.tuning_role = 'tune' and attributes.status = 'FINISHED' and "
-            f"tags.data_fingerprint = '{fingerprint}'"
+            f"tags.data_fingerprint = '{fingerprint}' and "
+            f"attributes.start_time < {run.info.start_time}"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=200,

@@ -41,6 +41,10 @@ def run_bootstrap_stage(
     ``None`` without a holdout window or with ``report.bootstrap.n_resamples: 0``."""
     settings = cfg.report.bootstrap
     n_resamples = int(settings.n_resamples)
+    if n_resamples < 0:
+        raise ValueError(
+            f"report.bootstrap.n_resamples={n_resamples} should be >= 0 (0 = no intervals)"
+        )
     if features.targets is None or n_resamples == 0:
         log.info("bootstrap: skipped (%s)", "no holdout" if n_resamples else "n_resamples: 0")
         return None
