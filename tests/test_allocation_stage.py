@@ -47,7 +47,8 @@ def test_run_compares_policies_under_assumed_and_true_response(tmp_path):
     assert at_one.to_dict() == pytest.approx(table["assumed_net_gain"].to_dict())
     even = pd.read_csv(folder / "break_even.csv")
     assert {"top_down", "optimised"} <= set(even["policy"])
-    assignments = pd.read_parquet(folder / "assignments.parquet")
+    assignments = pd.read_parquet(folder.parent / "allocation_assignments.parquet")
+    assert not (folder / "assignments.parquet").exists()  # no customer rows in MLflow
     assert set(assignments["optimised"]) <= {"relationship_manager", "priority", "standard_digital"}
     for name in ("sensitivity.png", "coverage_by_tier.png", "net_gain.png"):
         assert (folder / name).stat().st_size > 10_000

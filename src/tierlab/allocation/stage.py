@@ -277,7 +277,8 @@ def solver_report(problem: Problem, solution: Solution, settings: dict) -> dict[
 def write_outputs(
     folder, catalogue, comparison, sensitivity, break_even, coverage, table, assignments
 ):
-    """CSV, Markdown and PNG files in ``folder``, logged under the artifact path allocation/."""
+    """CSV, Markdown and PNG files in ``folder``, logged under the artifact path allocation/;
+    the per-customer assignments go beside it (``allocation_assignments.parquet``), not to MLflow."""
     folder.mkdir(parents=True, exist_ok=True)
     comparison.to_csv(folder / "comparison.csv", index=False)
     (folder / "comparison.md").write_text(comparison_markdown(comparison))
@@ -285,7 +286,8 @@ def write_outputs(
     break_even.to_csv(folder / "break_even.csv", index=False)
     (folder / "break_even.md").write_text(comparison_markdown(break_even))
     coverage.to_csv(folder / "coverage_by_tier.csv", index=False)
-    table.to_parquet(folder / "assignments.parquet", index=False)
+    # per-customer levels stay in the run's output folder, out of the tracking store
+    table.to_parquet(folder.parent / "allocation_assignments.parquet", index=False)
     if "optimised" in assignments and "top_down" in assignments:
         moves = E.transitions(
             assignments["top_down"],

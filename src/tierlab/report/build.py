@@ -379,20 +379,38 @@ def tuning_section(tuning: list[fetch.RunBundle], prefix: str) -> tuple[str, lis
     return "Tuning history", blocks
 
 
+ALLOCATION_CAPTIONS = {
+    "coverage_by_tier": "Service level by value tier, per policy",
+    "net_gain": "Net gain per policy: under the assumed effects and under the true response",
+    "sensitivity": "Policy ranking when the assumed effects are scaled (x0.5 to x1.5)",
+}
+
+
 def allocation_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
     table = bundle.csv("allocation/comparison.csv")
     if table is None:
         return "Allocation of service resources", []
     blocks: list[Block] = [
         Paragraph(
-            "Service effects are assumptions of the catalogue (conf/allocation); on synthetic "
-            "data the true columns use the generator's response instead.",
+            "Columns named `assumed_...` rest on the service catalogue's assumed effects "
+            "(conf/allocation); on synthetic data the `true_...` columns use the generator's "
+            "own response to service, which the policies never see.",
             css="note",
         ),
-        Table(table, "Policies compared"),
+        Table(table.drop(columns=["seconds"], errors="ignore"), "Policies compared"),
     ]
+    break_even = bundle.csv("allocation/break_even.csv")
+    if break_even is not None:
+        blocks.append(
+            Table(
+                break_even,
+                "Break-even: the scale of the assumed effects below which a premium level "
+                "stops paying for its cost",
+            )
+        )
     for artifact in bundle.pngs("allocation"):
-        caption = artifact.removeprefix("allocation/").removesuffix(".png").replace("_", " ")
+        stem = artifact.removeprefix("allocation/").removesuffix(".png")
+        caption = ALLOCATION_CAPTIONS.get(stem, stem.replace("_", " "))
         blocks += _image(bundle, artifact, caption, prefix)
     return "Allocation of service resources", blocks
 
