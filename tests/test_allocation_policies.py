@@ -159,6 +159,20 @@ def test_rfm_rules_follow_the_table_and_overflow_to_cheaper_levels():
         P.rfm_rules(cat, segments, scores, {"hibernating": "rm"}, None)
 
 
+def test_rules_give_the_wanted_level_first_even_at_equal_cost_or_after_the_baseline():
+    levels = {
+        "a": {"capacity": 5, "cost_per_year": 100, "assumed": {"profit_growth": 0.1}},
+        "b": {"capacity": 5, "cost_per_year": 100, "assumed": {"profit_growth": 0.1}},
+        "std": {"capacity": None, "cost_per_year": 0},
+        "chat": {"capacity": 5, "cost_per_year": 0, "assumed": {"profit_growth": 0.01}},
+    }
+    cat = Catalogue.from_config(levels, "std")
+    segments = pd.Series(["y", "x", "z"])
+    rules = {"y": "b", "x": "a", "z": "chat"}
+    a = P.rfm_rules(cat, segments, np.array([3, 2, 1]), rules, budget=None)
+    assert [cat.names[i] for i in a] == ["b", "a", "chat"]
+
+
 def growth_only():
     levels = {
         "rm": {"capacity": 10, "cost_per_year": 120, "assumed": {"profit_growth": 0.1}},

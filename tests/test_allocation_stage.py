@@ -39,7 +39,7 @@ def test_run_compares_policies_under_assumed_and_true_response(tmp_path):
     assert metrics["allocation/solver/stated_gap"] < 1e-9
     assert (
         metrics["allocation/solver/greedy_gap_certificate"]
-        >= metrics.get("allocation/solver/greedy_gap_realised", 0.0) - 1e-12
+        >= metrics["allocation/solver/greedy_gap_realised"] - 1e-12
     )
     sens = pd.read_csv(folder / "sensitivity.csv")
     assert sorted(sens["effect_scale"].unique()) == [0.5, 0.75, 1.0, 1.25, 1.5]
@@ -95,6 +95,22 @@ def test_missing_sources_and_bad_settings_are_named():
         gather(
             {**SETTINGS, "value_model": "trailing_value", "tier_method": "rfm"}, features, seg, clv
         )
+    btyd = SimpleNamespace(
+        predictions=pd.DataFrame({"customer_id": [1, 2], "bgnbd_gg": [1.0, 2.0]}),
+        models={
+            "bgnbd_gg": SimpleNamespace(estimator=SimpleNamespace(value_unit="transaction_amount"))
+        },
+    )
+    with pytest.raises(ValueError, match="predicts transaction_amount, not profit"):
+        gather({**SETTINGS, "value_model": "bgnbd_gg", "tier_method": "rfm"}, features, seg, btyd)
+    with pytest.raises(ValueError, match="predicts transaction_amount, not profit"):
+        gather(
+            {**SETTINGS, "value_model": "trailing_value"}, features, seg, clv, "transaction_amount"
+        )
+    gapped = SimpleNamespace(tiers=pd.DataFrame({"customer_id": [1], "rfm": [1]}))
+    ok = SimpleNamespace(predictions=pd.DataFrame({"customer_id": [1, 2], "m": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="1 customers have no tier"):
+        gather({**SETTINGS, "value_model": "m", "tier_method": "rfm"}, features, gapped, ok)
     with pytest.raises(ValueError, match="allocation.solver='fast'"):
         check_settings({**SETTINGS, "solver": "fast"})
     with pytest.raises(ValueError, match=r"allocation.policies=\['best'\]"):

@@ -171,9 +171,14 @@ def break_even(
                     "assumed_net_gain": net(1.0),
                     "break_even_scale": factor,
                     "assumed_attrition_reduction": float(rho.mean()),
-                    "break_even_attrition_reduction": min(float(rho.mean()) * factor, 1.0),
+                    # a level that never pays has no break-even effect (NaN, not "100 %")
+                    "break_even_attrition_reduction": min(float(rho.mean()) * factor, 1.0)
+                    if np.isfinite(factor)
+                    else np.nan,
                     "assumed_profit_growth": float(gamma.mean()),
-                    "break_even_profit_growth": float(gamma.mean()) * factor,
+                    "break_even_profit_growth": float(gamma.mean()) * factor
+                    if np.isfinite(factor)
+                    else np.nan,
                 }
             )
     return pd.DataFrame(rows)

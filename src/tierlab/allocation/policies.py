@@ -52,16 +52,17 @@ def fill_in_order(
     left = catalogue.capacities.copy()
     extra = catalogue.extra_costs_per_year
     spend_left = np.inf if budget is None else float(budget)
-    by_cost = np.argsort(-catalogue.costs_per_year, kind="stable")  # dearest first
+    costs = catalogue.costs_per_year
+    by_cost = np.lexsort((np.arange(len(costs)), -costs))  # dearest first, then by position
     for i in order:
         want = wanted[i]
         if want == catalogue.baseline:
             continue
-        for s in by_cost:
-            if catalogue.costs_per_year[s] > catalogue.costs_per_year[want]:
-                continue
+        # the wanted level first, then the other premium levels that cost no more than it
+        fallback = [s for s in by_cost if s != want and costs[s] <= costs[want]]
+        for s in [want, *fallback]:
             if s == catalogue.baseline:
-                break
+                continue
             if left[s] >= 1 and extra[s] <= spend_left:
                 assignment[i] = s
                 left[s] -= 1

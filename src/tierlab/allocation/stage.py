@@ -66,9 +66,18 @@ class Inputs:
 
 
 def gather(
-    settings: dict, features: FeaturesResult, segmentation: SegmentationResult, clv
+    settings: dict,
+    features: FeaturesResult,
+    segmentation: SegmentationResult,
+    clv,
+    target_unit: str = "profit",
 ) -> Inputs:
-    """Predicted value and tier per customer, with clear errors when a source is missing."""
+    """Predicted value and tier per customer, with clear errors when a source is missing.
+
+    ``target_unit`` is what the CLV target measures (``profit`` when the data set has a
+    profitability table); a model predicting another unit (BTYD models predict transaction
+    value) cannot be weighed against service costs and is refused.
+    """
     ids = features.indicators["customer_id"].to_numpy()
     model = settings["value_model"]
     if clv is None:
@@ -82,6 +91,14 @@ def gather(
             f"allocation.value_model={model!r} has no predictions in this run; CLV models with "
             f"predictions: {list(predictions.columns)}"
         )
+    estimator = getattr(getattr(clv, "models", {}).get(model), "estimator", None)
+    unit = getattr(estimator, "value_unit", target_unit)
+    if unit != "profit":
+        raise ValueError(
+            f"allocation.value_model={model!r} predicts {unit}, not profit: service costs can "
+            "only be weighed against predicted profit; choose a model trained on the profit "
+            "target (e.g. hurdle_lightgbm)"
+        )
     value = predictions[model].reindex(ids).to_numpy(dtype="float64")
     method = settings["tier_method"]
     tiers = segmentation.tiers.set_index("customer_id")
@@ -90,7 +107,13 @@ def gather(
             f"allocation.tier_method={method!r} has no tiers in this run; segmentation methods "
             f"with tiers: {list(tiers.columns)}"
         )
-    tier = tiers[method].reindex(ids).to_numpy()
+    tier = tiers[method].reindex(ids).to_numpy(dtype="float64")
+    untiered = ~np.isfinite(tier)
+    if untiered.any():
+        raise ValueError(
+            f"allocation.tier_method={method!r}: {int(untiered.sum())} customers have no tier "
+            f"(first customer_id {ids[untiered.argmax()]})"
+        )
     bad = ~np.isfinite(value)
     if bad.any():
         raise ValueError(
@@ -130,7 +153,8 @@ def run_allocation_stage(
     settings = OmegaConf.to_container(cfg.allocation, resolve=True)
     check_settings(settings)
     catalogue = Catalogue.from_config(settings["levels"], settings["baseline_level"])
-    data = gather(settings, features, segmentation, clv)
+    unit = "profit" if data_stage.data.profitability is not None else "transaction_amount"
+    data = gather(settings, features, segmentation, clv, unit)
     horizon = int(data_stage.split.holdout_months)
     rate = float(cfg.features.targets.discount_rate_monthly)
     attrition = by_tier(

@@ -169,10 +169,12 @@ class ServiceResponse:
             rho[segment == name] = r
             gamma[segment == name] = g
         value = truth[VALUE_COLUMN].to_numpy(dtype="float64")
-        value = np.where(np.isfinite(value), value, 0.0)
+        hazard = truth["monthly_attrition_hazard"].to_numpy(dtype="float64")
+        unknown = ~(np.isfinite(value) & np.isfinite(hazard))  # no truth row: counts as 0
+        value, hazard = np.where(unknown, 0.0, value), np.where(unknown, 0.0, hazard)
         return incremental_profit(
             value,
-            truth["monthly_attrition_hazard"].to_numpy(dtype="float64"),
+            hazard,
             rho,
             gamma,
             horizon_months,
