@@ -7,7 +7,7 @@ import ibis
 from tierlab.features.btyd import BTYD_INDICATORS, btyd_expr
 from tierlab.features.context import DAY, Context, Family
 from tierlab.features.dictionary import Indicator
-from tierlab.features.engine import month_number, seconds
+from tierlab.features.engine import in_units, month_number, seconds
 
 
 def customer_initiated(tx: ibis.Table, ctx: Context) -> tuple[ibis.Table, str]:
@@ -29,7 +29,7 @@ def transaction_family(tx: ibis.Table, ctx: Context, first_transaction: bool = F
     cols = set(t.columns)
     aggs: dict[str, ibis.Value] = {}
     docs: list[Indicator] = []
-    aggs["recency_days"] = (ctx.end_s - t.ts_s.max()) / DAY
+    aggs["recency_days"] = in_units(ctx.end_s - t.ts_s.max(), DAY)
     docs.append(
         Indicator(
             "recency_days",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from tierlab.features.engine import day_seconds, epoch
+from tierlab.features.engine import day_seconds, epoch, in_units
 
 TIME_UNITS_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 BTYD_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
@@ -66,8 +66,8 @@ def btyd_expr(tx: ibis.Table, calibration_end: pd.Timestamp, time_unit: str) -> 
     return out.select(
         customer_id=out.customer_id,
         frequency=frequency.cast("int64"),
-        recency=(out.last_s - out.first_s) / unit_s,
-        T=(ibis.literal(end_s) - out.first_s) / unit_s,
+        recency=in_units(out.last_s - out.first_s, unit_s),
+        T=in_units(ibis.literal(end_s) - out.first_s, unit_s),
         monetary_value=ibis.ifelse(
             frequency > 0, out.repeat_value.fill_null(0.0) / frequency.cast("float64"), 0.0
         ),

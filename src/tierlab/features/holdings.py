@@ -6,7 +6,7 @@ import ibis
 
 from tierlab.features.context import DAY, Context, Family
 from tierlab.features.dictionary import Indicator
-from tierlab.features.engine import seconds
+from tierlab.features.engine import in_units, seconds
 
 DATE_ATTRIBUTES = ("open_date", "close_date", "birth_date")
 
@@ -52,7 +52,7 @@ def product_family(products: ibis.Table, ctx: Context, product_names: list[str])
     families = {f: names for f, names in families.items() if names}
     if families:
         depth = sum(
-            (ibis.greatest(*[agg[f"has_{n}"] for n in names]) for names in families.values()),
+            (_any([agg[f"has_{n}"] for n in names]) for names in families.values()),
             ibis.literal(0, "int64"),
         )
         agg = agg.mutate(cross_sell_depth=depth.cast("int64"))
@@ -67,6 +67,12 @@ def product_family(products: ibis.Table, ctx: Context, product_names: list[str])
             )
         )
     return agg, docs
+
+
+def _any(flags: list[ibis.Value]) -> ibis.Value:
+    """1 if any of the 0/1 flags is 1.  A single flag is itself: Spark's ``greatest`` needs two
+    or more arguments."""
+    return flags[0] if len(flags) == 1 else ibis.greatest(*flags)
 
 
 def profitability_family(prof: ibis.Table, ctx: Context) -> Family:
@@ -114,7 +120,7 @@ def customer_family(con: ibis.BaseBackend, customers: ibis.Table, ctx: Context) 
     out: dict[str, ibis.Value] = {}
     docs: list[Indicator] = []
     if "open_date" in cols:
-        out["tenure_days"] = (ctx.end_s - seconds(c.open_date)) / DAY
+        out["tenure_days"] = in_units(ctx.end_s - seconds(c.open_date), DAY)
         docs.append(
             Indicator(
                 "tenure_days",
@@ -125,7 +131,7 @@ def customer_family(con: ibis.BaseBackend, customers: ibis.Table, ctx: Context) 
             )
         )
     if "birth_date" in cols:
-        out["age_years"] = (ctx.end_s - seconds(c.birth_date)) / (DAY * 365.25)
+        out["age_years"] = in_units(ctx.end_s - seconds(c.birth_date), DAY * 365.25)
         docs.append(
             Indicator("age_years", "demographics", "age at the cut-off", "years", "customers")
         )

@@ -15,7 +15,7 @@ import pandas as pd
 from tierlab.features.activity import btyd_family, transaction_family
 from tierlab.features.context import DAY, Context, Family
 from tierlab.features.dictionary import Indicator
-from tierlab.features.engine import seconds
+from tierlab.features.engine import in_units, seconds
 from tierlab.features.funds import balance_family
 from tierlab.features.holdings import (
     customer_family,
@@ -86,7 +86,9 @@ def build_indicators(
         has_tenure |= any(d.name == "tenure_days" for d in family_docs)
     if "first_transaction_s" in result.columns:
         if not has_tenure:
-            result = result.mutate(tenure_days=(ctx.end_s - result.first_transaction_s) / DAY)
+            result = result.mutate(
+                tenure_days=in_units(ctx.end_s - result.first_transaction_s, DAY)
+            )
             docs.append(
                 Indicator(
                     "tenure_days",
