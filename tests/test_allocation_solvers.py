@@ -112,3 +112,14 @@ def test_violations_name_the_broken_constraint():
     problem = Problem(np.zeros((3, 2)), np.array([1.0, np.inf]), np.array([5.0, 0.0]), 4.0, 1)
     broken = problem.violations(np.array([0, 0, 1]))
     assert broken == ["level 0: 2 customers > capacity 1", "spend 10 > budget 4"]
+
+
+def test_exact_solver_out_of_time_falls_back_to_the_greedy_one():
+    rng = np.random.default_rng(0)
+    problem = random_problem(rng, 60_000, 3, budget=True)
+    solution = solve_exact(problem, time_limit=0.01)
+    assert (
+        solution.note.startswith("exact LP relaxation stopped") and "greedy used" in solution.note
+    )
+    assert problem.violations(solution.assignment) == []
+    assert solution.bound >= solution.value

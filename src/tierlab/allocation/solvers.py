@@ -145,8 +145,11 @@ def solve_exact(
         bounds=Bounds(0.0, 1.0),
         options=options,
     )
-    if relaxed.x is None:
-        raise RuntimeError(f"exact allocation solver: the LP relaxation failed: {relaxed.message}")
+    if relaxed.status != 0 or relaxed.x is None:  # time limit or solver trouble: fall back
+        fallback = solve_greedy(problem)
+        fallback.note = f"exact LP relaxation stopped ({relaxed.message}): greedy used"
+        fallback.seconds = time.perf_counter() - started
+        return fallback
     bound = -float(relaxed.fun)
     x = relaxed.x.reshape(m, L)
     fractional = (np.abs(x - np.rint(x)) > 1e-6).any(axis=1)
@@ -159,8 +162,15 @@ def solve_exact(
         fill(problem, assignment)
         note = f"LP had {int(fractional.sum())} fractional customers: rounded and filled"
     value = problem.value(assignment)
-    if bound - value > 1e-9 * max(1.0, abs(bound)) and m * L <= milp_max_variables:
+    left = None if not time_limit else float(time_limit) - (time.perf_counter() - started)
+    if (
+        bound - value > 1e-9 * max(1.0, abs(bound))
+        and m * L <= milp_max_variables
+        and (left is None or left > 0)
+    ):
         options.update(mip_rel_gap=1e-9, presolve=False)
+        if left is not None:
+            options["time_limit"] = left  # the limit covers relaxation and MILP together
         result = milp(
             cost,
             constraints=constraint,
