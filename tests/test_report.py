@@ -205,3 +205,10 @@ def test_hostile_text_quoting_masking_no_holdout_and_later_tuning(tmp_path):
     assert "Study a/b" in markdown and "later" not in markdown
     assert (tmp_path / "out" / "report_files" / "r0_a_b_tuning_optimization_history.png").is_file()
     assert str(before) in markdown
+    # several runs: an overview table, then one section per run with its own images
+    other = fake_run(exp, {"tierlab_command": "run"}, {"config/resolved_config.yaml": config})
+    _, both = build_report(uri, "hostile", [main, other], tmp_path / "both")
+    text = both.read_text()
+    assert "2 runs of the MLflow experiment `hostile`." in text
+    assert f"({main[:8]})" in text and f"({other[:8]})" in text
+    assert text.count("### Reproducibility") == 2
