@@ -47,3 +47,13 @@ def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None)
         cfg.paths.output_dir = str(output_dir)
         OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def prepare_output_dir(cfg: DictConfig) -> Path:
+    """Lock ``cfg`` (struct mode: a misspelt key is an error), create its output folder and
+    write the resolved config there; return the folder (``tierlab run`` and ``tierlab tune``)."""
+    OmegaConf.set_struct(cfg, True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return output_dir

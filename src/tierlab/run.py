@@ -15,11 +15,11 @@ from pathlib import Path
 
 import hydra
 import mlflow
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tierlab import tracking
 from tierlab.clv.stage import run_clv_stage
-from tierlab.config import CONF_DIR, register_resolvers
+from tierlab.config import CONF_DIR, prepare_output_dir, register_resolvers
 from tierlab.data.stage import run_data_stage
 from tierlab.explain.stage import run_explain_stage
 from tierlab.features.stage import run_features_stage
@@ -40,10 +40,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     method's tiers).  The returned dict
     has slash-namespaced keys (``data/n_customers``, ...) shared with MLflow and the report.
     """
-    OmegaConf.set_struct(cfg, True)
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    output_dir = prepare_output_dir(cfg)
     run_name = cfg.tracking.run_name or f"{cfg.task_name}-{cfg.data.name}"
     with tracking.parent_run(cfg, run_name) as active:
         mlflow.set_tag(tracking.COMMAND_TAG, "run")  # what `tierlab report` looks for

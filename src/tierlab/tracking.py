@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
+import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,12 @@ TRUNCATION_MARK = "...[truncated]"
 MAX_TAG_LENGTH = 5000  # characters kept of a long tag value
 #: Tag of the parent runs of `tierlab run`; tuning and promotion runs do not carry it.
 COMMAND_TAG = "tierlab_command"
+
+
+def mask(text: str) -> str:
+    """``text`` (a URL, or text holding URLs such as a config) with the password of every
+    ``scheme://user:password@host`` replaced by ``***``, for logs, MLflow tags and reports."""
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", str(text))
 
 
 def flatten_config(cfg: DictConfig | Mapping[str, Any], max_length: int) -> dict[str, str]:

@@ -138,13 +138,18 @@ def solve_exact(
     if time_limit:
         options["time_limit"] = float(time_limit)
     cost = -problem.gain[active].ravel()
-    relaxed = milp(
-        cost,
-        constraints=constraint,
-        integrality=np.zeros(m * L),
-        bounds=Bounds(0.0, 1.0),
-        options=options,
-    )
+
+    def solve_program(integral: bool):
+        """The assignment programme as an LP relaxation or a MILP, with the current options."""
+        return milp(
+            cost,
+            constraints=constraint,
+            integrality=np.full(m * L, int(integral)),
+            bounds=Bounds(0.0, 1.0),
+            options=options,
+        )
+
+    relaxed = solve_program(integral=False)
     if relaxed.status != 0 or relaxed.x is None:  # time limit or solver trouble: fall back
         fallback = solve_greedy(problem)
         fallback.note = f"exact LP relaxation stopped ({relaxed.message}): greedy used"
@@ -171,13 +176,7 @@ def solve_exact(
         options.update(mip_rel_gap=1e-9, presolve=False)
         if left is not None:
             options["time_limit"] = left  # the limit covers relaxation and MILP together
-        result = milp(
-            cost,
-            constraints=constraint,
-            integrality=np.ones(m * L),
-            bounds=Bounds(0.0, 1.0),
-            options=options,
-        )
+        result = solve_program(integral=True)
         if result.x is not None:
             candidate = np.full(n, problem.baseline, dtype=np.int64)
             candidate[active] = np.argmax(result.x.reshape(m, L), axis=1)

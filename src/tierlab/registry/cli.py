@@ -62,13 +62,18 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", required=True, help="scores file to write (.parquet, .pq or .csv)"
     )
+    add_tracking_uri_argument(parser)
+    return parser
+
+
+def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri``, resolved by :func:`tracking_uri` (shared by score and report)."""
     parser.add_argument(
         "--tracking-uri",
         default=None,
         help="MLflow tracking/registry URI (default: MLFLOW_TRACKING_URI, else tierlab's "
         "configured store, tracking.uri in conf/tracking/mlflow.yaml)",
     )
-    return parser
 
 
 def tracking_uri(explicit: str | None) -> str:

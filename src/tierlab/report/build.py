@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
 
+from tierlab.config import PROJECT_ROOT
 from tierlab.report import fetch
 from tierlab.report.document import (
     Block,
@@ -35,7 +36,7 @@ from tierlab.report.document import (
     fmt,
     write,
 )
-from tierlab.tracking import TRUNCATION_MARK
+from tierlab.tracking import TRUNCATION_MARK, mask
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,26 @@ METRIC_LABELS = {
 }
 
 
+def default_output(experiment: str, run_ids: list[str]) -> Path:
+    """``reports/<experiment>/<run id>`` in the project (``<id8>+<id8>...`` for several)."""
+    folder = "+".join(r[:8] for r in run_ids) if len(run_ids) > 1 else run_ids[0]
+    return PROJECT_ROOT / "reports" / re.sub(r"[^A-Za-z0-9._-]+", "_", experiment) / folder
+
+
 def build_report(
     tracking_uri: str,
     experiment: str,
     run_ids: list[str] | None,
-    output: Path,
+    output: Path | None,
     name: str = "report",
 ) -> tuple[Path, Path]:
     """Write the report of ``run_ids`` (default: the experiment's latest finished run) into
-    ``output``; return the paths of the HTML page and its Markdown twin."""
+    ``output`` (default: :func:`default_output`); return the paths of the HTML page and its
+    Markdown twin."""
     client = MlflowClient(tracking_uri)
     runs = fetch.select_runs(client, experiment, run_ids)
+    if output is None:
+        output = default_output(experiment, [r.info.run_id for r in runs])
     with tempfile.TemporaryDirectory(prefix="tierlab-report-") as tmp:
         blocks: list[Block] = [Heading(1, f"tierlab report: {experiment}")]
         if len(runs) > 1:
@@ -194,11 +204,11 @@ def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
     if differences is None or intervals is None or differences.empty:
         return "Key findings", []
     level = int(round(100 * float(intervals["confidence"].iloc[0])))
+    estimates = intervals.set_index(["kind", "name", "metric"])
     items = []
     for row in differences.itertuples(index=False):
         what = "CLV" if row.kind == "clv" else "Segmentation"
-        est = intervals.set_index(["kind", "name", "metric"])
-        best = est.loc[(row.kind, row.best, row.metric)]
+        best = estimates.loc[(row.kind, row.best, row.metric)]
         if pd.isna(row.ci_low) or pd.isna(row.ci_high):
             verdict = "interval undefined (the metric is undefined in too many resamples)"
         elif row.ci_low > 0 or row.ci_high < 0:
@@ -269,48 +279,73 @@ def _estimate(row) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def segmentation_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
-    table = _columns(bundle.csv("segmentation/comparison.csv"), SEGMENTATION_COLUMNS)
+def _comparison_section(
+    bundle: fetch.RunBundle,
+    title: str,
+    kind: str,
+    label: str,
+    columns: list[str],
+    intro: str,
+    caption: str,
+    images: list[tuple[str, str]],
+    prefix: str,
+) -> tuple[str, list[Block]]:
+    """A stage's comparison table (``<kind>/comparison.csv``), its bootstrap intervals and its
+    plots (``(artifact, caption)``, those the run has)."""
+    table = _columns(bundle.csv(f"{kind}/comparison.csv"), columns)
     if table is None:
-        return "Segmentation", []
+        return title, []
     blocks: list[Block] = [
-        Paragraph(
-            "Each method draws tiers (1 = most valuable) from the indicators at the cut-off; "
-            "value shares, lift and Spearman are measured on the holdout value. Internal "
-            "metrics share one standardised space; stability is the ARI over refits on "
-            "bootstrap samples."
-        ),
-        Table(table, "Segmentation methods compared"),
-        *_interval_table(bundle, "segmentation", "method"),
+        Paragraph(intro),
+        Table(table, caption),
+        *_interval_table(bundle, kind, label),
     ]
-    blocks += _image(bundle, "segmentation/value_share_by_tier.png",
-                     "Holdout value share by tier", prefix)  # fmt: skip
-    blocks += _image(bundle, "segmentation/tier_profiles.png", "Tier profiles", prefix)
-    blocks += _image(bundle, "segmentation/k_selection.png", "Choice of the number of tiers",
-                     prefix)  # fmt: skip
-    return "Segmentation", blocks
+    for artifact, image_caption in images:
+        blocks += _image(bundle, artifact, image_caption, prefix)
+    return title, blocks
+
+
+def segmentation_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
+    return _comparison_section(
+        bundle,
+        "Segmentation",
+        "segmentation",
+        "method",
+        SEGMENTATION_COLUMNS,
+        "Each method draws tiers (1 = most valuable) from the indicators at the cut-off; "
+        "value shares, lift and Spearman are measured on the holdout value. Internal "
+        "metrics share one standardised space; stability is the ARI over refits on "
+        "bootstrap samples.",
+        "Segmentation methods compared",
+        [
+            ("segmentation/value_share_by_tier.png", "Holdout value share by tier"),
+            ("segmentation/tier_profiles.png", "Tier profiles"),
+            ("segmentation/k_selection.png", "Choice of the number of tiers"),
+        ],
+        prefix,
+    )
 
 
 def clv_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
-    table = _columns(bundle.csv("clv/comparison.csv"), CLV_COLUMNS)
-    if table is None:
-        return "Customer lifetime value", []
-    blocks: list[Block] = [
-        Paragraph(
-            "Each model predicts every customer's value over the holdout window from the "
-            "calibration data; supervised models learn on a training snapshot one horizon "
-            "earlier. `true_expected_value` (synthetic data) is the generator's expected value: "
-            "the noise floor, not a model. Value shares can exceed 1: loss-making customers "
-            "make the total smaller than the sum of the profitable ones."
-        ),
-        Table(table, "CLV models compared on the holdout"),
-        *_interval_table(bundle, "clv", "model"),
-    ]
-    blocks += _image(bundle, "clv/gain_curves.png", "Gain (Lorenz) curves on the holdout", prefix)
-    blocks += _image(bundle, "clv/decile_calibration.png", "Decile calibration", prefix)
-    blocks += _image(bundle, "clv/transactions_by_frequency.png",
-                     "Holdout transactions by calibration frequency", prefix)  # fmt: skip
-    return "Customer lifetime value", blocks
+    return _comparison_section(
+        bundle,
+        "Customer lifetime value",
+        "clv",
+        "model",
+        CLV_COLUMNS,
+        "Each model predicts every customer's value over the holdout window from the "
+        "calibration data; supervised models learn on a training snapshot one horizon "
+        "earlier. `true_expected_value` (synthetic data) is the generator's expected value: "
+        "the noise floor, not a model. Value shares can exceed 1: loss-making customers "
+        "make the total smaller than the sum of the profitable ones.",
+        "CLV models compared on the holdout",
+        [
+            ("clv/gain_curves.png", "Gain (Lorenz) curves on the holdout"),
+            ("clv/decile_calibration.png", "Decile calibration"),
+            ("clv/transactions_by_frequency.png", "Holdout transactions by calibration frequency"),
+        ],
+        prefix,
+    )
 
 
 def drivers_section(bundle: fetch.RunBundle, prefix: str) -> tuple[str, list[Block]]:
@@ -435,12 +470,6 @@ def _seeds(config: dict, path: str = "") -> list[tuple[str, object]]:
         elif "seed" in str(key).lower() or "random_state" in str(key).lower():
             found.append((name, value))
     return found
-
-
-def mask(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@host`` URL masked, so a
-    report that is mailed around does not carry credentials."""
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
 
 
 def reproducibility_section(bundle: fetch.RunBundle, experiment: str) -> tuple[str, list[Block]]:

@@ -6,14 +6,12 @@ A missing experiment or run ends with the message on stderr and exit code 1, no 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
-from tierlab.config import PROJECT_ROOT
-from tierlab.registry.cli import tracking_uri
+from tierlab.registry.cli import add_tracking_uri_argument, tracking_uri
 from tierlab.report.build import build_report
 from tierlab.report.fetch import ReportError
 
@@ -41,11 +39,7 @@ def parser() -> argparse.ArgumentParser:
         help="folder for report.html, report.md and report_files/ (default: "
         "reports/<experiment>/<run id> in the project)",
     )
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else tierlab's configured "
-        "store, tracking.uri in conf/tracking/mlflow.yaml)",
-    )
+    add_tracking_uri_argument(p)
     return p
 
 
@@ -53,16 +47,6 @@ def report_main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     uri = tracking_uri(args.tracking_uri)
     try:
-        if args.output is None:
-            from mlflow import MlflowClient
-
-            from tierlab.report.fetch import select_runs
-
-            runs = select_runs(MlflowClient(uri), args.experiment, args.run_ids)
-            args.run_ids = [r.info.run_id for r in runs]
-            folder = "+".join(r[:8] for r in args.run_ids) if len(runs) > 1 else args.run_ids[0]
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", args.experiment)
-            args.output = PROJECT_ROOT / "reports" / safe / folder
         html, markdown = build_report(uri, args.experiment, args.run_ids, args.output)
     except (ReportError, MlflowException) as exc:
         print(f"tierlab report: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -87,14 +88,14 @@ class RunBundle:
     def pngs(self, folder: str, prefix: str = "") -> list[str]:
         return self.files(folder, prefix, ".png")
 
-    @property
+    @cached_property
     def config_text(self) -> str:
         path = self.path("config/resolved_config.yaml")
         return path.read_text() if path else ""
 
-    @property
+    @cached_property
     def config(self) -> dict:
-        return yaml.safe_load(self.config_text) or {} if self.config_text else {}
+        return (yaml.safe_load(self.config_text) or {}) if self.config_text else {}
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:

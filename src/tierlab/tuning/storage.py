@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from tierlab.locking import file_lock
+from tierlab.tracking import mask  # also for the callers of this module
 
 JOURNAL_PREFIX = "journal://"
 #: Seconds SQLite waits for a lock held by another worker before failing.
@@ -76,8 +76,3 @@ def claim_lock(url: str) -> Iterator[None]:
         return
     with file_lock(f"{path}.claim.lock"):  # SQLite files are shared by one machine's processes
         yield
-
-
-def mask(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and MLflow tags)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))

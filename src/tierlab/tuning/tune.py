@@ -21,6 +21,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from tierlab import tracking
+from tierlab.config import prepare_output_dir
 from tierlab.data.stage import run_data_stage
 from tierlab.features.stage import run_features_stage
 from tierlab.tuning.evaluate import refit_holdout
@@ -118,10 +119,7 @@ def tune_worker(cfg: DictConfig) -> TuneResult:
 @contextmanager
 def _parent(cfg: DictConfig, role: str):
     """The parent MLflow run and the output folder of a tune / tune-worker call."""
-    OmegaConf.set_struct(cfg, True)
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    output_dir = prepare_output_dir(cfg)
     name = cfg.tracking.run_name or f"{role}-{cfg.tuning.study_name}"
     with tracking.parent_run(cfg, name) as active:
         mlflow.set_tags(
