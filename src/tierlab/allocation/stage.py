@@ -153,7 +153,7 @@ def run_allocation_stage(
     settings = OmegaConf.to_container(cfg.allocation, resolve=True)
     check_settings(settings)
     catalogue = Catalogue.from_config(settings["levels"], settings["baseline_level"])
-    unit = "profit" if data_stage.data.profitability is not None else "transaction_amount"
+    unit = "profit" if data_stage.data.has("profitability") else "transaction_amount"
     data = gather(settings, features, segmentation, clv, unit)
     horizon = int(data_stage.split.holdout_months)
     rate = float(cfg.features.targets.discount_rate_monthly)

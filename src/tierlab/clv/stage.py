@@ -120,7 +120,7 @@ def holdout_frame(
     """Align indicators, targets and the training snapshot on the customers at the cut-off."""
     X = features.indicators.set_index("customer_id")
     targets = features.targets.set_index("customer_id").reindex(X.index)
-    value_unit = "profit" if data_stage.data.profitability is not None else "transaction_amount"
+    value_unit = "profit" if data_stage.data.has("profitability") else "transaction_amount"
     X_train = y_train = None
     if features.training is not None:
         train = features.training.indicators.set_index("customer_id")

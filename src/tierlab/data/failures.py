@@ -81,7 +81,11 @@ def where(table: str | None, file: str | Path | None = None) -> str:
     """``table 'x' (file f.csv)``: the prefix of every message line."""
     text = f"table {table!r}" if table is not None else "data set"
     if file is not None:
-        text += f" (file {Path(file).name})"
+        path = Path(file)
+        shown = path.name
+        if shown.startswith("part-"):  # a part file of a partitioned table: name its folder too
+            shown = f"{path.parent.name}/{shown}"
+        text += f" (file {shown})"
     return text
 
 

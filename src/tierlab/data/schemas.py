@@ -321,7 +321,8 @@ def validate_bank(data: BankData) -> BankData:
 
     Cross-table rules: no table is empty; every ``customer_id`` of another table is in the
     customer table (when there is one); transaction timestamps lie on or after the day of
-    ``data_start`` and on or before the day of ``data_end``.
+    ``data_start`` and on or before the day of ``data_end``.  On-disk tables (out of core) are
+    checked batch by batch (:func:`tierlab.data.out_of_core.on_disk_failures`).
 
     Returns
     -------
@@ -334,7 +335,7 @@ def validate_bank(data: BankData) -> BankData:
         One error listing every broken rule of every table.
     """
     tables = data.tables()
-    if not tables:
+    if not tables and not data.on_disk:
         raise DataValidationError(f"data set {data.name!r} has no tables")
     failures: list[Failure] = []
     for name, table in tables.items():
@@ -347,6 +348,10 @@ def validate_bank(data: BankData) -> BankData:
     broken = {(f.table, f.column) for f in failures}
     failures += _unknown_customers(data, broken)
     failures += _time_range(data, broken)
+    if data.on_disk:  # out of core: the same rules, one batch at a time
+        from tierlab.data.out_of_core import on_disk_failures
+
+        failures += on_disk_failures(data, broken)
     raise_failures(failures)
     return data
 

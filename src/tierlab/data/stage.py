@@ -13,6 +13,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from tierlab.data import load_data
+from tierlab.data.out_of_core import customer_sample
 from tierlab.data.realism import check_targets, flat_metrics, plot_realism, realism_metrics
 from tierlab.data.split import CalibrationSplit
 from tierlab.data.tables import BankData
@@ -46,8 +47,19 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
             cfg.split.cutoff, int(cfg.split.holdout_months), data.data_start, data.data_end
         )
         mlflow.set_tags({f"split_{k}": str(v) for k, v in split.as_dict().items()})
-    metrics = {f"data/n_{name}": float(n) for name, n in data.summary().items()}
-    shape = realism_metrics(data)
+    rows = data.summary()
+    metrics = {f"data/n_{name}": float(n) for name, n in rows.items()}
+    shaped = data
+    if data.on_disk:  # out of core: realism on a seeded sample of customers, in memory
+        n = int(cfg.data.get("realism_sample", 50_000))
+        shaped = customer_sample(data, n, int(cfg.seed))
+        log.info(
+            "data: realism metrics on a sample of %d of %d customers (data.realism_sample)",
+            len(shaped.customers),
+            len(data.customers),
+        )
+        metrics["data/realism_sample"] = float(len(shaped.customers))
+    shape = realism_metrics(shaped)
     measured = flat_metrics(shape)
     for key in sorted(k for k, v in measured.items() if not math.isfinite(v)):
         log.info("%s is not measurable on this data set (too few customers); not logged", key)
@@ -64,7 +76,8 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
     summary = {
         "name": data.name,
         "fingerprint": fingerprint,
-        "rows": data.summary(),
+        "rows": rows,
+        "on_disk": sorted(data.on_disk),
         "files": {k: str(v) for k, v in data.files.items()},
         "data_start": str(data.data_start.date()) if data.data_start is not None else None,
         "data_end": str(data.data_end.date()) if data.data_end is not None else None,
@@ -74,10 +87,10 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
     }
     (output_dir / "data_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     mlflow.log_artifact(str(output_dir / "data_summary.json"), "data")
-    if data.profitability is not None:
-        fig = plot_realism(data, targets, shape)
+    if shaped.profitability is not None:
+        fig = plot_realism(shaped, targets, shape)
         fig.savefig(output_dir / "realism.png", dpi=110)
         plt.close(fig)
         mlflow.log_artifact(str(output_dir / "realism.png"), "data")
-    log.info("data %s (%s): %s", data.name, fingerprint, data.summary())
+    log.info("data %s (%s): %s", data.name, fingerprint, rows)
     return DataStageResult(data=data, split=split, metrics=metrics)

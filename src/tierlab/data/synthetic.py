@@ -6,6 +6,14 @@ builds it from ``conf/data/synthetic.yaml`` and ``load()`` returns a validated
 tables chunk by chunk (:mod:`tierlab.data.generator`) into a temporary folder and renames it into
 place when complete, so an interrupted run never leaves a half-written data set behind; later
 loads reuse it.  Same parameters and seed give byte-identical files.
+
+Layout: one Parquet file per table, or with ``partitioned: true`` a folder per table with one part
+file per generation chunk (``transactions/part-00000.parquet``, ...), so that no file grows with
+the bank and engines read parts in parallel.  With ``out_of_core: true`` the transaction,
+balance and profitability tables are not read into memory at all: they are validated batch by
+batch and the features engine reads them from disk (:mod:`tierlab.data.out_of_core`).  Neither
+setting changes the data; both are left out of the cache key, and a cached data set is reused in
+whichever layout it was written.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from tqdm.auto import tqdm
 
 from tierlab.data import generator as g
 from tierlab.data.split import CalibrationSplit
-from tierlab.data.tables import INPUT_TABLES, BankData
+from tierlab.data.tables import INPUT_TABLES, BankData, file_sha256, parquet_parts
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,18 @@ log = logging.getLogger(__name__)
 MODEL_VERSION = 3
 TABLES = ("customers", "products", "balances", "profitability", "transactions", "truth")
 #: Parameters that do not change the generated data (left out of the cache key).
-_NOT_IN_KEY = ("cache_dir", "validate", "name", "targets")
+_NOT_IN_KEY = (
+    "cache_dir",
+    "validate",
+    "name",
+    "targets",
+    "partitioned",
+    "out_of_core",
+    "realism_sample",
+)
+#: Tables kept on disk with ``out_of_core: true`` (the others are small: one row per customer,
+#: or per product held).
+OUT_OF_CORE_TABLES = ("transactions", "balances", "profitability")
 
 _CATEGORIES = {
     ("customers", "region"): None,  # filled from the config's region names
@@ -104,17 +123,24 @@ class SyntheticBank:
         return folder
 
     def read(self, folder: str | Path) -> BankData:
-        """Read a generated data set into a :class:`BankData` (validated if configured)."""
+        """Read a generated data set into a :class:`BankData` (validated if configured).
+
+        With ``out_of_core`` the transaction, balance and profitability tables stay on disk.
+        """
         folder = Path(folder)
         manifest = json.loads((folder / "manifest.json").read_text())
-        files = {name: folder / f"{name}.parquet" for name in TABLES}
-        tables = {name: pd.read_parquet(path) for name, path in files.items()}
+        files = {name: _table_path(folder, name) for name in TABLES}
+        on_disk = OUT_OF_CORE_TABLES if self.params.get("out_of_core") else ()
+        tables = {
+            name: pd.read_parquet(path) for name, path in files.items() if name not in on_disk
+        }
         data = BankData(
             name=self.params["name"],
             data_start=pd.Timestamp(manifest["data_start"]),
             data_end=pd.Timestamp(manifest["data_end"]),
             files=files,
-            parquet={name: files[name] for name in INPUT_TABLES},
+            parquet={name: files[name] for name in INPUT_TABLES if name not in on_disk},
+            on_disk={name: files[name] for name in on_disk},
             **tables,
         )
         if self.params["validate"]:
@@ -161,6 +187,10 @@ class SyntheticBank:
         categories[("customers", "region")] = tuple(p["regions"])
         categories[("truth", "latent_segment")] = tuple(model.seg_names)
 
+        partitioned = bool(p.get("partitioned", False))
+        if partitioned:
+            for name in TABLES:
+                (folder / name).mkdir()
         writers: dict[str, pq.ParquetWriter] = {}
         rows = dict.fromkeys(TABLES, 0)
         starts = range(0, n, chunk)
@@ -175,11 +205,15 @@ class SyntheticBank:
                         cols = {"month": month_ends[cols.pop("month_index")], **cols}
                         cols = {k: cols[k] for k in ["customer_id", "month", *cols] if k in cols}
                     table = _to_arrow(name, cols, categories)
-                    if name not in writers:
+                    if partitioned:
+                        part_file = folder / name / f"part-{i:05d}.parquet"
+                        pq.write_table(table, part_file, compression="zstd")
+                    elif name not in writers:
                         writers[name] = pq.ParquetWriter(
                             folder / f"{name}.parquet", table.schema, compression="zstd"
                         )
-                    writers[name].write_table(table)
+                    if not partitioned:
+                        writers[name].write_table(table)
                     rows[name] += table.num_rows
         finally:
             for w in writers.values():
@@ -191,9 +225,19 @@ class SyntheticBank:
             "data_start": str(data_start.date()),
             "data_end": str(data_end.date()),
             "truth_cutoff_month": str(pd.Timestamp(month_starts[cut_month]).date()),
+            "layout": "partitioned" if partitioned else "single_file",
             "rows": rows,
-            "sha256": {name: _sha256(folder / f"{name}.parquet") for name in TABLES},
+            "sha256": {
+                str(part.relative_to(folder)): file_sha256(part)
+                for name in TABLES
+                for part in parquet_parts(_table_path(folder, name))
+            },
         }
+
+
+def _table_path(folder: Path, name: str) -> Path:
+    """A table's folder of parts (partitioned layout) or its single file."""
+    return folder / name if (folder / name).is_dir() else folder / f"{name}.parquet"
 
 
 def _to_arrow(table: str, cols: dict[str, np.ndarray], categories: dict) -> pa.Table:
@@ -212,11 +256,3 @@ def _to_arrow(table: str, cols: dict[str, np.ndarray], categories: dict) -> pa.T
         else:
             arrays[col] = pa.array(values)
     return pa.table(arrays)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

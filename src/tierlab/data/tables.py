@@ -10,7 +10,10 @@ Canonical column names are the contract every later stage relies on (see ``schem
 * profitability: ``customer_id``, ``month`` plus profit components and ``profit``.
 
 A data set supplies the tables it has; the others are ``None`` (CDNOW has transactions only,
-the credit-card clustering set has a customer table only).
+the credit-card clustering set has a customer table only).  Out of core (``data.out_of_core``),
+the large tables stay in their Parquet files (``on_disk``) and their attributes are ``None``:
+use :meth:`BankData.has` and :meth:`BankData.names`, not ``is None``, to ask which tables a data
+set has.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 #: Tables that are inputs to the pipeline, in fingerprint order.
 INPUT_TABLES = ("customers", "transactions", "balances", "products", "profitability")
@@ -46,6 +50,10 @@ class BankData:
     parquet
         Tables whose Parquet file holds exactly the in-memory frame, so that an engine may read
         the file instead of the frame (the synthetic bank's tables; not a sampled or mapped CSV).
+        A path is one file, or a folder of part files (``part-*.parquet``, read in name order).
+    on_disk
+        Tables that are not in memory at all (out of core): their Parquet file or folder.  The
+        engine reads them there; their attribute is ``None``.
     """
 
     name: str
@@ -59,25 +67,77 @@ class BankData:
     data_end: pd.Timestamp | None = None
     files: dict[str, Path] = field(default_factory=dict)
     parquet: dict[str, Path] = field(default_factory=dict)
+    on_disk: dict[str, Path] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The input tables this data set has, by name (ground truth excluded)."""
+        """The input tables held in memory, by name (ground truth and on-disk tables excluded)."""
         return {n: t for n in INPUT_TABLES if (t := getattr(self, n)) is not None}
+
+    def has(self, name: str) -> bool:
+        """Whether the data set has table ``name``, in memory or on disk."""
+        return getattr(self, name) is not None or name in self.on_disk
+
+    def names(self) -> list[str]:
+        """Every input table the data set has, in memory or on disk, in fingerprint order."""
+        return [n for n in INPUT_TABLES if self.has(n)]
 
     def fingerprint(self) -> str:
         """A content hash of the input tables (names, columns, dtypes and values).
 
         Two data sets with the same fingerprint hold the same rows in the same order, whatever
-        file format they were read from.  Ground truth is not part of it.
+        file format they were read from.  Ground truth is not part of it.  An on-disk table
+        enters by the SHA-256 of its Parquet files instead (reading it into memory is what out of
+        core avoids), so the same data fingerprint differently in and out of core.
         """
         digest = hashlib.sha256()
-        for name, table in self.tables().items():
+        for name in self.names():
             digest.update(name.encode())
+            if name in self.on_disk:
+                for part in parquet_parts(self.on_disk[name]):
+                    digest.update(f"{part.name}:{file_sha256(part)}".encode())
+                continue
+            table = getattr(self, name)
             digest.update(repr([(c, str(t)) for c, t in table.dtypes.items()]).encode())
             row_hashes = pd.util.hash_pandas_object(table, index=False).to_numpy()
             digest.update(np.ascontiguousarray(row_hashes).tobytes())
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, int]:
-        """Row counts per table, e.g. for logging."""
-        return {name: len(table) for name, table in self.tables().items()}
+        """Row counts per table, e.g. for logging (on-disk tables from their Parquet footers)."""
+        return {
+            name: parquet_rows(self.on_disk[name])
+            if name in self.on_disk
+            else len(getattr(self, name))
+            for name in self.names()
+        }
+
+
+def parquet_parts(path: str | Path) -> list[Path]:
+    """The Parquet files of a table: the file itself, or a folder's ``*.parquet`` in name order."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    parts = sorted(path.glob("*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"folder {path} holds no *.parquet part files")
+    return parts
+
+
+def parquet_source(path: str | Path) -> str:
+    """What an engine reads: the file, or a glob of a folder's part files."""
+    path = Path(path)
+    return str(path / "*.parquet") if path.is_dir() else str(path)
+
+
+def parquet_rows(path: str | Path) -> int:
+    """Rows of a Parquet file or folder of parts, from the file footers."""
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in parquet_parts(path))
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

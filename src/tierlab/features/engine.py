@@ -19,12 +19,12 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from tierlab.data.tables import BankData
+from tierlab.data.tables import BankData, parquet_source
 
 ENGINES = ("duckdb", "polars", "spark")
 # engine_options is one mapping shared by the engines; each takes its own keys.
 ENGINE_KEYS = {
-    "duckdb": ("memory_limit", "threads"),
+    "duckdb": ("memory_limit", "threads", "temp_directory"),
     "polars": (),
     "spark": ("master", "app_name", "spark"),
 }
@@ -44,7 +44,9 @@ def connect(engine: str, options: Mapping[str, Any] | None = None) -> ibis.BaseB
     options
         ``features.engine_options``: one mapping for all engines; each engine takes its own keys
         (``ENGINE_KEYS``) and ignores the others'; a key no engine takes is an error.
-        DuckDB: ``memory_limit``, ``threads``.  Spark: ``master``, ``app_name`` and ``spark``
+        DuckDB: ``memory_limit``, ``threads``, ``temp_directory`` (where operators that do not
+        fit in ``memory_limit`` spill; ``None``: DuckDB's default).  Spark: ``master``,
+        ``app_name`` and ``spark``
         (Spark properties without the ``spark.`` prefix, nested or dotted:
         ``{"sql": {"shuffle.partitions": 8}}`` is ``spark.sql.shuffle.partitions=8``).
     """
@@ -58,6 +60,8 @@ def connect(engine: str, options: Mapping[str, Any] | None = None) -> ibis.BaseB
         )
     own = {key: value for key, value in options.items() if key in ENGINE_KEYS[engine]}
     if engine == "duckdb":
+        if own.get("temp_directory") is None:
+            own.pop("temp_directory", None)
         return ibis.duckdb.connect(**own)
     if engine == "polars":
         return ibis.polars.connect()
@@ -143,13 +147,17 @@ def _spark_value(value: Any) -> str:
 def tables(con: ibis.BaseBackend, data: BankData) -> dict[str, ibis.Table]:
     """The data set's input tables as Ibis tables on ``con``.
 
-    Tables whose Parquet file holds exactly the in-memory frame (``data.parquet``) are read from
-    the file by the engine; the others are handed over from memory.
+    Tables on disk (``data.on_disk``, out of core) and tables whose Parquet file holds exactly
+    the in-memory frame (``data.parquet``) are read from the file, or the folder's part files, by
+    the engine; the others are handed over from memory.
     """
     out = {}
-    for name, frame in data.tables().items():
-        path = data.parquet.get(name)
-        out[name] = con.read_parquet(path) if path is not None else ibis.memtable(_plain(frame))
+    for name in data.names():
+        path = data.on_disk.get(name) or data.parquet.get(name)
+        if path is not None:
+            out[name] = con.read_parquet(parquet_source(path))
+        else:
+            out[name] = ibis.memtable(_plain(getattr(data, name)))
     return out
 
 

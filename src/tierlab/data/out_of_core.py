@@ -1,0 +1,188 @@
+"""Tables larger than memory: checked batch by batch, sampled for the realism plots.
+
+With ``data.out_of_core: true`` the large tables (transactions, balances, profitability) stay in
+their Parquet files (:attr:`BankData.on_disk`); the features engine reads them there (DuckDB out
+of core, under its ``memory_limit``, or Spark).  What the data stage still needs from them is
+done here with bounded memory:
+
+* :func:`on_disk_failures`: the same pandera contracts and cross-table rules as in memory
+  (:mod:`tierlab.data.schemas`), one record batch at a time; a failure names the part file and
+  the 0-based row within it.  Keys that must be unique (``balances``, ``profitability``:
+  ``customer_id, month``) are checked within each batch by pandera and across batches by one
+  DuckDB query.
+* :func:`customer_sample`: every table restricted to a seeded sample of customers, in memory, for
+  the realism metrics and plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from tierlab.data.failures import N_EXAMPLES, Failure
+from tierlab.data.tables import BankData, parquet_parts, parquet_rows, parquet_source
+
+log = logging.getLogger(__name__)
+
+#: Rows per validation batch: ~100 MB of transactions in pandas.
+BATCH_ROWS = 1_000_000
+#: Tables whose key (customer_id, month) must be unique (see ``schemas.SCHEMAS``).
+UNIQUE_KEYS = {"balances": ("customer_id", "month"), "profitability": ("customer_id", "month")}
+
+
+def iter_batches(
+    path: str | Path, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[Path, int, pd.DataFrame]]:
+    """``(part file, first row in that file, frame)`` for each batch of a Parquet file or folder."""
+    for part in parquet_parts(path):
+        offset = 0
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
+            frame = batch.to_pandas()
+            yield part, offset, frame
+            offset += len(frame)
+
+
+def on_disk_failures(
+    data: BankData, broken: set | frozenset = frozenset(), batch_rows: int = BATCH_ROWS
+) -> list[Failure]:
+    """Every broken rule of the on-disk tables, found one batch at a time.
+
+    Parameters
+    ----------
+    data
+        The data set; its in-memory customer table is the reference for ``customer_id``.
+    broken
+        ``(table, column)`` pairs already broken in memory (e.g. ``customers.customer_id``):
+        rules that depend on them are skipped, as in :func:`schemas.validate_bank`.
+    batch_rows
+        Rows per batch (bounds memory).
+    """
+    from tierlab.data.schemas import _time_range, _unknown_customers, table_failures
+
+    failures: list[Failure] = []
+    for name, path in data.on_disk.items():
+        merged: dict[tuple, Failure] = {}
+        total = parquet_rows(path)
+        if total == 0:
+            detail = "has 0 rows, failing rule 'not empty'"
+            failures.append(Failure(name, "not empty", None, path, detail=detail))
+            continue
+        bar = tqdm(total=total, desc=f"validate {name}", unit="row", unit_scale=True, leave=False)
+        for part, offset, frame in iter_batches(path, batch_rows):
+            found = table_failures(name, frame, part)
+            here = broken | {(f.table, f.column) for f in found}
+            batch = dataclasses.replace(
+                data, on_disk={}, files={**data.files, name: part}, **{name: frame}
+            )
+            batch = _only(batch, name)
+            found += _unknown_customers(batch, here)
+            if name == "transactions":
+                found += [f for f in _time_range(batch, here) if f.table is not None]
+            for failure in found:
+                _merge(merged, _shift(failure, offset))
+            bar.update(len(frame))
+        bar.close()
+        if not merged and name in UNIQUE_KEYS:
+            failures += _duplicate_keys(name, path, UNIQUE_KEYS[name])
+        failures += merged.values()
+    return failures
+
+
+def customer_sample(data: BankData, n: int, seed: int) -> BankData:
+    """The data set restricted to a seeded sample of ``n`` customers, every table in memory.
+
+    Customers are drawn without replacement from the customer table (all of them when there are
+    at most ``n``); on-disk tables are filtered while they are scanned.
+    """
+    if data.customers is None:
+        raise ValueError(f"data set {data.name!r} has no customer table to sample customers from")
+    ids = data.customers["customer_id"].to_numpy()
+    if len(ids) > n:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, size=n, replace=False))
+    keep = pd.Index(ids)
+    tables = {}
+    for name in data.names():
+        if name in data.on_disk:
+            parts = [str(p) for p in parquet_parts(data.on_disk[name])]
+            dataset = ds.dataset(parts, format="parquet")
+            filtered = dataset.to_table(filter=ds.field("customer_id").isin(ids))
+            tables[name] = filtered.to_pandas()
+        else:
+            frame = getattr(data, name)
+            tables[name] = frame.loc[frame["customer_id"].isin(keep)].reset_index(drop=True)
+    truth = data.truth
+    if truth is not None:
+        truth = truth.loc[truth["customer_id"].isin(keep)].reset_index(drop=True)
+    return dataclasses.replace(data, on_disk={}, parquet={}, truth=truth, **tables)
+
+
+def _only(data: BankData, name: str) -> BankData:
+    """``data`` with only ``name`` and the customer table in memory (for cross-table rules)."""
+    others = {n: None for n in ("transactions", "balances", "products", "profitability")}
+    others.pop(name, None)
+    return dataclasses.replace(data, **others)
+
+
+def _shift(failure: Failure, offset: int) -> Failure:
+    if not failure.rows or offset == 0:
+        return failure
+    return dataclasses.replace(failure, rows=tuple(r + offset for r in failure.rows))
+
+
+def _merge(merged: dict[tuple, Failure], failure: Failure) -> None:
+    """Add a batch's failure to those of earlier batches of the same file, column and rule."""
+    key = (failure.table, failure.column, failure.rule, str(failure.file))
+    if key not in merged:
+        merged[key] = failure
+        return
+    seen = merged[key]
+    if seen.detail is not None:  # a whole-column rule (e.g. a dtype): said once per file
+        return
+    room = max(0, N_EXAMPLES - len(seen.rows))
+    merged[key] = dataclasses.replace(
+        seen,
+        n=seen.n + failure.n,
+        rows=seen.rows + failure.rows[:room],
+        values=seen.values + failure.values[:room],
+    )
+
+
+def _duplicate_keys(name: str, path: Path, key: tuple[str, ...]) -> list[Failure]:
+    """Keys repeated across batches (pandera checked within each batch)."""
+    columns = ", ".join(key)
+    source = parquet_source(path).replace("'", "''")
+    con = duckdb.connect(config={"memory_limit": "2GB", "threads": 1})
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE repeated AS SELECT {columns}, count(*) AS copies "
+            f"FROM read_parquet('{source}') GROUP BY ALL HAVING copies > 1"
+        )
+        n = con.sql("SELECT count(*) FROM repeated").fetchall()[0][0]
+        examples = con.sql(f"FROM repeated ORDER BY {columns} LIMIT {N_EXAMPLES}").fetchall()
+    finally:
+        con.close()
+    if not n:
+        return []
+    shown = "; ".join(f"({', '.join(_show(v) for v in row[:-1])}) x{row[-1]}" for row in examples)
+    detail = (
+        f"have {n} keys that appear more than once, failing rule 'unique ({columns})' "
+        f"(first: {shown})"
+    )
+    return [Failure(name, f"unique ({columns})", key, path, detail=detail)]
+
+
+def _show(value: object) -> str:
+    """A key value as a person reads it: dates without a midnight time."""
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return str(value.date())
+    return str(value)
