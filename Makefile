@@ -23,7 +23,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark,postgres]"
 	@touch $(STAMP)
 
 ## Create the virtual environment (.venv) if it is missing
@@ -57,10 +57,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests notebooks bench
 	$(BIN)/ruff format src tests notebooks bench
 
-## Run the benchmarks and write bench/RESULTS.md and bench/RESULTS_CLV.md
+## Run the benchmarks: bench/RESULTS.md, RESULTS_CLV.md, RESULTS_SCALE.md (1M/10M/100M transactions, ~10 min, ~2 GB of disk)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.clv
+	$(BIN)/python -m bench.scale
 
 ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 mlflow-ui: $(STAMP)

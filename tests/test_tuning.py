@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 import tierlab.tuning.objective as objective_module
 import tierlab.tuning.tune as tune_module
+from postgres_fixture import postgres_url  # noqa: F401  (a fixture)
 from run_helpers import all_runs, finished_runs, isolated
 from tierlab import tracking
 from tierlab.config import PROJECT_ROOT, compose
@@ -341,13 +342,22 @@ def test_concurrent_claims_take_each_slot_once(tmp_path, kind):
     assert len(study.get_trials()) == 12
 
 
-def test_two_worker_processes_finish_one_study_with_no_trial_lost_or_duplicated(tmp_path):
+@pytest.mark.parametrize("backend", ["journal", "postgresql"])
+def test_two_worker_processes_finish_one_study_with_no_trial_lost_or_duplicated(
+    tmp_path, request, backend
+):
+    """Two ``tune-worker`` processes share one study: a journal file (a shared file system) or
+    a PostgreSQL database (a server on this machine; skipped, with the reason, without one)."""
     n_trials = 6
+    if backend == "postgresql":
+        storage = request.getfixturevalue("postgres_url")
+    else:
+        storage = f"journal://{tmp_path}/optuna/tierlab.log"
     ov = overrides(
         tmp_path,
         f"tuning.n_trials={n_trials}",
         "tuning.model.model.n_estimators=300",
-        storage=f"journal://{tmp_path}/optuna/tierlab.log",
+        storage=storage,
     )
     cfg = compose(ov, output_dir=tmp_path / "out")
     prepare_study(cfg)  # the study and its slots exist before any worker starts
