@@ -10,9 +10,10 @@ runs in a fresh subprocess; peak memory is the child's ``ru_maxrss`` (DuckDB's b
     python -m bench.scale                 # all sizes, writes bench/RESULTS_SCALE.md
     python -m bench.scale --sizes 1e6     # one size, prints the rows only
 
-The generated data sets are kept in ``bench/_work/scale`` (git-ignored; about 2 GB for 100M
-transactions), so that ``tierlab run experiment=scale data.cache_dir=bench/_work/scale`` reuses
-the largest one; generation is timed from scratch every time all the same.
+The generated data sets go to the synthetic bank's usual cache (``data/synthetic``, git-ignored;
+about 1.8 GB for 100M transactions), so that ``tierlab run experiment=scale`` reuses the largest
+one; generation is timed from scratch every time all the same (a finished copy is discarded when
+the cache already holds one).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from pathlib import Path
 from bench.run import ROOT, child, machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS_SCALE.md"
-CACHE = ROOT / "bench" / "_work" / "scale"
+SPILL = ROOT / "bench" / "_work" / "duckdb_tmp"
 #: Transactions per customer of the default generator over its 36 months (bench/RESULTS.md:
 #: 10,729,884 for 100,000 customers), used to size the banks.
 TX_PER_CUSTOMER = 107.3
-SIZES = (1_000_000, 10_000_000, 100_000_000)
+#: Banks by transactions -> customers (conf/experiment/scale.yaml uses the largest).
+CUSTOMERS = {1_000_000: 9_320, 10_000_000: 93_200, 100_000_000: 932_000}
+SIZES = tuple(CUSTOMERS)
 MEMORY_LIMIT = "4GB"  # DuckDB's limit, the default of conf/features/default.yaml
-TIGHT_LIMIT = "1GB"  # the largest bank once more under a tight limit: DuckDB spills to disk
+TIGHT_LIMIT = "2GB"  # the largest bank once more under a tight limit: DuckDB spills to disk
 THREADS = 2
 ON_DISK = ("transactions", "balances", "profitability")
 
@@ -43,13 +46,12 @@ import json, resource, sys, time
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tierlab.config import compose
-n, cache, step, memory_limit, threads = sys.argv[1:6]
+n, spill, step, memory_limit, threads = sys.argv[1:6]
 cfg = compose(
-    [f"data.n_customers={n}", f"data.cache_dir={cache}", "data.partitioned=true",
-     "data.out_of_core=true", f"features.engine_options.memory_limit={memory_limit}",
+    [f"data.n_customers={n}", "data.partitioned=true", "data.out_of_core=true",
+     f"features.engine_options.memory_limit={memory_limit}",
      f"features.engine_options.threads={threads}",
-     f"features.engine_options.temp_directory={cache}/duckdb_tmp"],
-    output_dir=cache,
+     f"features.engine_options.temp_directory={spill}"],
 )
 source = instantiate(cfg.data, _convert_="all")
 out = {"folder": str(source.folder)}
@@ -89,11 +91,11 @@ print(json.dumps(out))
 
 
 def measure(n: int, step: str, memory_limit: str = MEMORY_LIMIT) -> dict:
-    return child(["-c", CASE, str(n), str(CACHE), step, memory_limit, str(THREADS)])
+    return child(["-c", CASE, str(n), str(SPILL), step, memory_limit, str(THREADS)])
 
 
 def run_size(transactions: int) -> dict:
-    n = round(transactions / TX_PER_CUSTOMER)
+    n = CUSTOMERS.get(transactions) or round(transactions / TX_PER_CUSTOMER)
     result = {"target": transactions, "customers": n}
     for step in ("generate", "validate", "features"):
         result[step] = measure(n, step)

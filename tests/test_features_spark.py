@@ -111,6 +111,29 @@ def test_spark_reads_the_parquet_files_itself(spark, bank):
         assert [os.path.basename(f) for f in files] == [path.name], name
 
 
+def test_spark_reads_folders_of_part_files_out_of_core(spark, tmp_path):
+    from pyspark.sql import SparkSession
+
+    cfg = compose(
+        [
+            "debug=fast",
+            f"data.cache_dir={tmp_path}",
+            "data.chunk_size=150",
+            "data.partitioned=true",
+            "data.out_of_core=true",
+        ]
+    )
+    data = instantiate(cfg.data, _convert_="all").load()
+    assert data.transactions is None and data.on_disk
+    session = SparkSession.getActiveSession()
+    sources = tables(spark, data)
+    files = session.table(sources["transactions"].get_name()).inputFiles()
+    assert sorted(os.path.basename(f) for f in files) == [f"part-0000{i}.parquet" for i in range(3)]
+    ctx = Context.from_config(features(), CUTOFF)
+    duck, spark, whole = indicators_on_both(spark, data, ctx)
+    assert_same(duck, spark, whole)
+
+
 def test_indicators_agree_column_by_column(spark, bank):
     ctx = Context.from_config(features(), CUTOFF)
     duck, spark, whole = indicators_on_both(spark, bank, ctx)

@@ -19,8 +19,10 @@ from tierlab.config import compose
 from tierlab.data.out_of_core import customer_sample, on_disk_failures
 from tierlab.data.schemas import DataValidationError, validate_bank
 from tierlab.data.split import CalibrationSplit
+from tierlab.data.stage import DataStageResult
 from tierlab.features import Context, build_indicators
 from tierlab.features.engine import connect, tables
+from tierlab.features.stage import run_features_stage
 from tierlab.features.targets import build_targets
 
 ON_DISK = ("transactions", "balances", "profitability")
@@ -184,3 +186,20 @@ def test_customer_sample_is_seeded_and_keeps_whole_customers(banks):
         pd.testing.assert_frame_equal(getattr(a, name), expected)
     assert set(a.truth["customer_id"]) == ids
     assert customer_sample(disk, 10_000, seed=1).customers.shape == memory.customers.shape
+
+
+def test_duckdb_out_of_memory_names_the_setting_to_change(banks, tmp_path):
+    cfg, _, disk, _ = banks
+    cfg = compose(
+        [
+            "debug=fast",
+            "features.engine_options.memory_limit=1MB",
+            f"features.engine_options.temp_directory={tmp_path / 'spill'}",
+        ]
+    )
+    split = CalibrationSplit.from_config(
+        cfg.split.cutoff, int(cfg.split.holdout_months), disk.data_start, disk.data_end
+    )
+    with pytest.raises(MemoryError, match=r"features\.engine_options\.memory_limit=1MB"):
+        run_features_stage(cfg, DataStageResult(disk, split, {}), tmp_path / "out")
+    assert not (tmp_path / "out" / "indicators.parquet").exists()

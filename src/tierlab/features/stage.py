@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import matplotlib
 
 matplotlib.use("Agg")
@@ -71,20 +72,23 @@ def run_features_stage(
     started = time.perf_counter()
     con = connect(features["engine"], features["engine_options"])
     sources = tables(con, data)
-    indicators, dictionary = build_indicators(con, sources, ctx)
-    targets = None
-    if split is not None:
-        targets = build_targets(
-            con,
-            sources,
-            ctx,
-            split,
-            float(features["targets"]["discount_rate_monthly"]),
-            data.truth,
-        )
-    training = None
-    if split is not None and features["training_snapshot"]:
-        training = training_snapshot(con, sources, features, split, data.data_start)
+    try:
+        indicators, dictionary = build_indicators(con, sources, ctx)
+        targets = None
+        if split is not None:
+            targets = build_targets(
+                con,
+                sources,
+                ctx,
+                split,
+                float(features["targets"]["discount_rate_monthly"]),
+                data.truth,
+            )
+        training = None
+        if split is not None and features["training_snapshot"]:
+            training = training_snapshot(con, sources, features, split, data.data_start)
+    except duckdb.OutOfMemoryException as exc:
+        raise MemoryError(out_of_memory_advice(features["engine_options"], exc)) from exc
     seconds = time.perf_counter() - started
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +139,18 @@ def run_features_stage(
         features["engine"],
     )
     return FeaturesResult(indicators, targets, dictionary, metrics, training)
+
+
+def out_of_memory_advice(options: dict, exc: Exception) -> str:
+    """What to change when DuckDB could not stay within its memory limit."""
+    first = str(exc).splitlines()[0]
+    return (
+        f"features: DuckDB ran out of memory under features.engine_options.memory_limit="
+        f"{options.get('memory_limit')} with threads={options.get('threads')} ({first}). "
+        "Raise memory_limit (it bounds DuckDB's buffers, not the result frames), lower threads "
+        "(each thread holds its own buffers), or point temp_directory at a disk with room to "
+        "spill; the 100M-transaction bank needs about 2GB (bench/RESULTS_SCALE.md)."
+    )
 
 
 def training_snapshot(
