@@ -12,7 +12,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run report test lint format bench mlflow-ui mlflow-server clean
+.PHONY: help venv install run report test lint format bench bench-modelling mlflow-ui mlflow-server clean
 
 ## Show this help
 help:
@@ -62,6 +62,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.clv
 	$(BIN)/python -m bench.scale
+
+## Time segmentation, CLV, explain and bootstrap on 1M and 2M customers: bench/RESULTS_MODELLING_SCALE.md (~40 min)
+bench-modelling: $(STAMP)
+	$(BIN)/python -m bench.modelling_scale
 
 ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 mlflow-ui: $(STAMP)

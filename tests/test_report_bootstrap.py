@@ -4,6 +4,7 @@ resample, and the paired differences tell a real gap from none."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tierlab.clv.metrics import value_metrics
@@ -147,3 +148,51 @@ def test_segmentation_has_a_best_only_for_spearman():
     table, diff = B.intervals(scorers, 1000, 50, 0.95, 1, B.SEGMENTATION_METRICS)
     assert list(diff["metric"]) == ["spearman"]
     assert set(table["metric"]) == {"spearman", "top_tier_lift", "value_share_tier1"}
+
+
+class _Bundle:
+    """The two bootstrap tables of a run, as :func:`findings_section` reads them."""
+
+    def __init__(self, **tables):
+        self.tables = tables
+
+    def csv(self, name):
+        return self.tables.get(name.removeprefix("bootstrap/").removesuffix(".csv"))
+
+
+def test_findings_say_when_resamples_were_drawn_from_a_subsample():
+    from tierlab.report.build import findings_section
+
+    intervals = pd.DataFrame(
+        {
+            "kind": ["clv", "clv"],
+            "name": ["a", "b"],
+            "metric": ["spearman", "spearman"],
+            "estimate": [0.8, 0.7],
+            "ci_low": [0.79, 0.69],
+            "ci_high": [0.81, 0.71],
+            "n_resamples": [1000, 1000],
+            "confidence": [0.95, 0.95],
+            "n_customers": [900_000, 900_000],
+            "resampled_customers": [100_000, 100_000],
+        }
+    )
+    differences = pd.DataFrame(
+        {
+            "kind": ["clv"],
+            "metric": ["spearman"],
+            "higher_is_better": [True],
+            "best": ["a"],
+            "runner_up": ["b"],
+            "difference": [0.1],
+            "ci_low": [0.09],
+            "ci_high": [0.11],
+            "share_best_ahead": [1.0],
+        }
+    )
+    _, blocks = findings_section(_Bundle(intervals=intervals, differences=differences))
+    text = blocks[0].text
+    assert "draws 100,000 customers from a seeded subsample of 100,000 of the 900,000" in text
+    full = intervals.assign(resampled_customers=900_000)
+    _, blocks = findings_section(_Bundle(intervals=full, differences=differences))
+    assert "subsample" not in blocks[0].text

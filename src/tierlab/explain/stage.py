@@ -100,6 +100,17 @@ def explain_method(
     if len(np.unique(tiers)) < 2:
         result.notes[f"seg/{method}"] = "a single tier: nothing to explain"
         return
+    full_tiers = tiers
+    rows = surrogate_rows(len(X), settings.surrogate_sample, seed)
+    if rows is not None:
+        log.info(
+            "explain %s: surrogate fitted and scored on a seeded sample of %d of %d customers "
+            "(explain.surrogate_sample)",
+            method,
+            len(rows),
+            len(X),
+        )
+        X, tiers = X.iloc[rows], tiers[rows]
     fit = explain_tiers(
         X,
         tiers,
@@ -128,10 +139,25 @@ def explain_method(
     names = getattr(estimator, "segment_names_", None)
     if names:
         labels = estimator.labels_
-        tier_of = {names[c]: int(tiers[labels == c][0]) for c in names if (labels == c).any()}
+        tier_of = {names[c]: int(full_tiers[labels == c][0]) for c in names if (labels == c).any()}
         rules = rfm_rule_table(estimator, tier_of)
         if rules is not None:
             rules.to_csv(folder / f"rules_{method}.csv", index=False)
+
+
+def surrogate_rows(n: int, sample, seed: int) -> np.ndarray | None:
+    """Sorted rows of the seeded sample the tier surrogates see (``explain.surrogate_sample``),
+    or ``None`` for every customer (null, or not more customers than the sample)."""
+    if sample is None:
+        return None
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 100:
+        raise ValueError(
+            f"explain.surrogate_sample={sample!r} should be an integer >= 100 or null (null = "
+            "every customer)"
+        )
+    if n <= sample:
+        return None
+    return np.sort(np.random.default_rng([seed, 2]).choice(n, sample, replace=False))
 
 
 def explain_clv(name, X, tiers, clv, dictionary, settings, seed, folder, result) -> None:

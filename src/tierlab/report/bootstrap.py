@@ -14,6 +14,18 @@ non-positive total are NaN.
 
 Only the holdout sampling is resampled: models are not refitted, so the intervals do not
 include the variance of training.
+
+On millions of customers (``report.bootstrap.max_customers``) the resamples draw ``m`` customers
+from a seeded subsample of ``m`` instead of ``n`` from all ``n`` (an m-out-of-n bootstrap): the
+point estimates stay those of all customers, and each resample's metric is mapped back to the
+scale of ``n`` customers, ``theta_n + sqrt(m / n) * (theta*_m - theta_m)`` (Bickel, Götze &
+van Zwet 1997), which holds for metrics whose spread shrinks like ``1 / sqrt(n)`` (all of the
+headline metrics).  The tables say on how many customers the resamples were drawn.
+
+References
+----------
+Bickel, P. J., Götze, F. & van Zwet, W. R. (1997). Resampling fewer than n observations: gains,
+losses, and remedies for losses. *Statistica Sinica* 7, 1-31.
 """
 
 from __future__ import annotations
@@ -163,6 +175,28 @@ def segmentation_scorer(tiers: np.ndarray, holdout_value: np.ndarray) -> Scorer:
     return score
 
 
+def customer_subsample(n: int, max_customers: int | None, seed: int) -> np.ndarray | None:
+    """Sorted rows of the seeded subsample the resamples draw from when ``n`` is above
+    ``max_customers`` (``report.bootstrap.max_customers``), else ``None`` (all customers)."""
+    if max_customers is None:
+        return None
+    if isinstance(max_customers, bool) or not isinstance(max_customers, int | np.integer):
+        raise ValueError(
+            f"report.bootstrap.max_customers={max_customers!r} should be an integer >= 100 or "
+            "null (null = resample every customer)"
+        )
+    if max_customers < 100:
+        raise ValueError(
+            f"report.bootstrap.max_customers={max_customers} should be >= 100 or null (null = "
+            "resample every customer)"
+        )
+    if n <= max_customers:
+        return None
+    # a stream of its own, so the resamples of the subsample do not depend on this draw
+    rng = np.random.default_rng([seed, 1])
+    return np.sort(rng.choice(n, int(max_customers), replace=False))
+
+
 def resamples(n: int, n_resamples: int, seed: int):
     """Multiplicity vectors of ``n_resamples`` bootstrap resamples of ``n`` customers."""
     rng = np.random.default_rng(seed)
@@ -179,6 +213,7 @@ def intervals(
     higher_is_better: Mapping[str, bool | None],
     contenders: list[str] | None = None,
     progress: Callable | None = None,
+    population: tuple[Mapping[str, dict[str, float]], int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Point estimates, percentile intervals and paired differences of the best two.
 
@@ -194,11 +229,19 @@ def intervals(
         Names that compete for "best" (default: all); reference rows are left out.
     progress
         Optional wrapper of the resample iterator (a progress bar).
+    population
+        ``(estimates, n_population)`` when the scorers see a subsample of ``n`` of
+        ``n_population`` customers (:func:`customer_subsample`): ``estimates`` are the metrics
+        of all customers (``{name: scorer(ones)}`` of scorers built on all of them), and every
+        resample's metric is rescaled to ``n_population`` (m-out-of-n bootstrap, module
+        docstring).  ``None``: the scorers see every customer.
 
     Returns
     -------
     (intervals, differences)
-        ``intervals``: one row per name and metric (``estimate``, ``ci_low``, ``ci_high``).
+        ``intervals``: one row per name and metric (``estimate``, ``ci_low``, ``ci_high``,
+        ``n_customers`` = customers of the estimate, ``resampled_customers`` = customers the
+        resamples were drawn from).
         ``differences``: per directed metric, the best and the runner-up by point estimate,
         ``difference`` = best - runner-up with its interval, and ``share_best_ahead``, the
         share of resamples in which the best is still ahead.  An interval is NaN when more
@@ -215,6 +258,13 @@ def intervals(
         for name, scorer in scorers.items():
             for metric, value in scorer(w).items():
                 draws[name, metric][b] = value
+    n_population = n
+    if population is not None:
+        full, n_population = population
+        shrink = np.sqrt(n / n_population)
+        for (s, m), d in draws.items():  # theta_N + sqrt(m / N) (theta*_m - theta_m)
+            draws[s, m] = full[s][m] + shrink * (d - estimate[s][m])
+        estimate = {s: dict(full[s]) for s in estimate}
     alpha = (1 - confidence) / 2
 
     def bounds(values: np.ndarray) -> tuple[float, float]:
@@ -235,6 +285,7 @@ def intervals(
     ]
     table = pd.DataFrame(rows, columns=["name", "metric", "estimate", *BOUNDS])
     table["n_resamples"], table["confidence"] = n_resamples, confidence
+    table["n_customers"], table["resampled_customers"] = n_population, n
 
     competing = list(scorers) if contenders is None else contenders
     diff_rows = []

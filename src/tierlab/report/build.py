@@ -228,11 +228,22 @@ def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
             f"{ahead}; {verdict}."
         )
     n = int(intervals["n_resamples"].iloc[0])
+    drawn = ""
+    if (
+        "resampled_customers" in intervals
+        and (intervals["resampled_customers"] < intervals["n_customers"]).any()
+    ):
+        m, total = int(intervals["resampled_customers"].min()), int(intervals["n_customers"].max())
+        drawn = (
+            f" Each resample draws {m:,} customers from a seeded subsample of {m:,} of the "
+            f"{total:,} and is rescaled to all of them (m-out-of-n bootstrap, "
+            "report.bootstrap.max_customers); the estimates are those of every customer."
+        )
     return "Key findings", [
         Paragraph(
             f"Best and runner-up per headline holdout metric, with {level} % percentile "
             f"bootstrap intervals ({n:,} resamples of the customers, the same resamples for "
-            "every model, so differences are paired). Models are not refitted per resample."
+            "every model, so differences are paired). Models are not refitted per resample." + drawn
         ),
         BulletList(items),
     ]

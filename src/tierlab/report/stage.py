@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
@@ -55,12 +56,18 @@ def run_bootstrap_stage(
     tiers = segmentation.tiers.set_index("customer_id")
     if not tiers.empty:
         value = holdout["holdout_value"].reindex(tiers.index).to_numpy(dtype="float64")
-        scorers = {
-            name: B.segmentation_scorer(tiers[name].to_numpy(), value) for name in tiers.columns
-        }
+
+        def segmentation_scorers(rows):
+            return {
+                name: B.segmentation_scorer(_rows(tiers[name].to_numpy(), rows), _rows(value, rows))
+                for name in tiers.columns
+            }
+
+        scorers, n, population = _subsampled(segmentation_scorers, len(tiers), settings)
         table, diff = B.intervals(
-            scorers, len(tiers), n_resamples, float(settings.confidence), int(settings.seed),
+            scorers, n, n_resamples, float(settings.confidence), int(settings.seed),
             B.SEGMENTATION_METRICS, progress=progress("bootstrap segmentation"),
+            population=population,
         )  # fmt: skip
         tables.append(table.assign(kind="segmentation"))
         differences.append(diff.assign(kind="segmentation"))
@@ -68,21 +75,26 @@ def run_bootstrap_stage(
     if clv is not None and len(clv.predictions.columns) > 1:
         predictions = clv.predictions.set_index("customer_id")
         actual = holdout["holdout_value"].reindex(predictions.index).to_numpy(dtype="float64")
-        scorers = {
-            name: B.clv_scorer(
-                actual,
-                predictions[name].to_numpy(dtype="float64"),
-                scale="rmse" in clv.models[name].metrics,
-            )
-            for name in predictions.columns
-        }
-        contenders = list(scorers)
+        columns = {name: predictions[name].to_numpy(dtype="float64") for name in predictions}
         if TRUTH in holdout.columns and TRUTH in clv.models:
-            truth = holdout[TRUTH].reindex(predictions.index).to_numpy(dtype="float64")
-            scorers[TRUTH] = B.clv_scorer(actual, truth, scale=True)
+            columns[TRUTH] = holdout[TRUTH].reindex(predictions.index).to_numpy(dtype="float64")
+
+        def clv_scorers(rows):
+            return {
+                name: B.clv_scorer(
+                    _rows(actual, rows),
+                    _rows(column, rows),
+                    scale=name == TRUTH or "rmse" in clv.models[name].metrics,
+                )
+                for name, column in columns.items()
+            }
+
+        contenders = [name for name in columns if name != TRUTH]
+        scorers, n, population = _subsampled(clv_scorers, len(actual), settings)
         table, diff = B.intervals(
-            scorers, len(actual), n_resamples, float(settings.confidence), int(settings.seed),
+            scorers, n, n_resamples, float(settings.confidence), int(settings.seed),
             B.CLV_METRICS, contenders=contenders, progress=progress("bootstrap CLV"),
+            population=population,
         )  # fmt: skip
         tables.append(table.assign(kind="clv"))
         differences.append(diff.assign(kind="clv"))
@@ -104,6 +116,27 @@ def run_bootstrap_stage(
             row.kind, row.metric, row.best, row.runner_up, row.difference, row.ci_low, row.ci_high,
         )  # fmt: skip
     return result
+
+
+def _rows(values, rows):
+    return values if rows is None else values[rows]
+
+
+def _subsampled(scorers, n: int, settings) -> tuple[dict, int, tuple | None]:
+    """``scorers(rows)`` on every customer, or, above ``report.bootstrap.max_customers``, on a
+    seeded subsample, with the estimates of every customer (``B.intervals(population=...)``)."""
+    rows = B.customer_subsample(n, settings.max_customers, int(settings.seed))
+    if rows is None:
+        return scorers(None), n, None
+    log.info(
+        "bootstrap: resamples drawn from a seeded subsample of %d of %d customers "
+        "(report.bootstrap.max_customers) and rescaled to all of them (m-out-of-n bootstrap); "
+        "estimates on every customer",
+        len(rows),
+        n,
+    )
+    full = {name: scorer(np.ones(n)) for name, scorer in scorers(None).items()}
+    return scorers(rows), len(rows), (full, n)
 
 
 def tqdm_factory(total: int):

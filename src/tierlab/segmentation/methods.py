@@ -97,6 +97,28 @@ def elbow(ks: Sequence[int], inertia: Sequence[float]) -> int:
     return int(ks[int(np.argmax(gap))]) if gap.max() > 0 else int(ks[0])
 
 
+def fit_rows(who: str, n_rows: int, fit_sample, max_customers, seed: int) -> np.ndarray | None:
+    """Rows a method that does not scale is fitted on: all (``None``) when ``fit_sample`` is
+    null or at least ``n_rows``, else a seeded sample of ``fit_sample`` rows (sorted).  With
+    ``fit_sample`` null, more than ``max_customers`` rows is an error that names both settings."""
+    if fit_sample is not None:
+        _check_int(who, "fit_sample", fit_sample, 2)
+    if max_customers is not None:
+        _check_int(who, "max_customers", max_customers, 1)
+    if fit_sample is not None:  # a sample no smaller than the data is every customer
+        if fit_sample >= n_rows:
+            return None
+        return np.sort(np.random.default_rng(seed).choice(n_rows, int(fit_sample), replace=False))
+    if max_customers is not None and n_rows > max_customers:
+        raise ValueError(
+            f"{who}: n_customers={n_rows:,} is above max_customers={max_customers:,}, beyond "
+            "which fitting every customer takes too long (docs/modelling_at_scale.md); set "
+            "fit_sample (e.g. 100000) to fit on a seeded sample and assign every customer, or "
+            "raise max_customers"
+        )
+    return None
+
+
 class _TransformedSegmenter(ClusterMixin, BaseEstimator):
     """Shared plumbing of the methods that cluster the output of :class:`IndicatorTransform`:
     ``transform_`` and ``model_`` are set by ``fit``."""
@@ -276,6 +298,13 @@ class GMMSegmenter(_TransformedSegmenter):
         EM restarts per k.
     reg_covar : float
         Added to the covariance diagonals (keeps them positive definite).
+    fit_sample : int or None
+        Fit the mixtures (and their BIC) on a seeded sample of this many customers, then assign
+        every customer to its most probable component; ``None`` = fit on every customer.
+    max_customers : int or None
+        Without ``fit_sample``, more customers than this is a ValueError naming both settings
+        (EM with full covariances over 7 values of k does not finish in minutes on millions);
+        ``None`` = no limit.
 
     Attributes
     ----------
@@ -286,6 +315,8 @@ class GMMSegmenter(_TransformedSegmenter):
         ``k`` and ``score`` (BIC) per candidate k.
     selection_criterion_ : str
         ``"bic"``.
+    n_fit_rows_ : int
+        Customers the mixtures were fitted on (``fit_sample`` or all).
     model_ : GaussianMixture
         The mixture of the chosen k.
 
@@ -304,6 +335,8 @@ class GMMSegmenter(_TransformedSegmenter):
         random_state=0,
         n_init=1,
         reg_covar=1e-4,
+        fit_sample=None,
+        max_customers=None,
     ):
         self.features = features
         self.log1p = log1p
@@ -313,6 +346,8 @@ class GMMSegmenter(_TransformedSegmenter):
         self.random_state = random_state
         self.n_init = n_init
         self.reg_covar = reg_covar
+        self.fit_sample = fit_sample
+        self.max_customers = max_customers
 
     def fit(self, X: pd.DataFrame, y=None) -> GMMSegmenter:
         """Transform the indicators of ``X`` and fit a mixture per k; keep the lowest BIC.
@@ -337,7 +372,10 @@ class GMMSegmenter(_TransformedSegmenter):
         X = check_frame(X, who)
         ks = _k_values(who, self.k_range, 1, len(X))
         seed = int(check_random_state(self.random_state).randint(SEED_MAX))
+        rows = fit_rows(who, len(X), self.fit_sample, self.max_customers, seed)
         Z = self._transform(X)
+        Z_fit = Z if rows is None else Z[rows]
+        self.n_fit_rows_ = len(Z_fit)
         models, bic = [], []
         for k in ks:
             model = GaussianMixture(
@@ -346,9 +384,9 @@ class GMMSegmenter(_TransformedSegmenter):
                 n_init=self.n_init,
                 reg_covar=self.reg_covar,
                 random_state=seed,
-            ).fit(Z)
+            ).fit(Z_fit)
             models.append(model)
-            bic.append(float(model.bic(Z)))
+            bic.append(float(model.bic(Z_fit)))
         best = int(np.argmin(bic))
         self.model_ = models[best]
         self.selection_ = pd.DataFrame({"k": ks, "score": bic})

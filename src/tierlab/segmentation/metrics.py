@@ -53,16 +53,33 @@ def fixed_k(estimator):
     return fixed
 
 
-def stability(estimator, X: pd.DataFrame, n_bootstrap: int, seed: int) -> float:
+def stability(
+    estimator, X: pd.DataFrame, n_bootstrap: int, seed: int, sample_size: int | None = None
+) -> float:
     """Mean adjusted Rand index between the fitted partition and the partitions of ``B``
-    refits on bootstrap resamples, all predicted on the full data."""
+    refits on bootstrap resamples, all predicted on the full data.
+
+    Each resample draws ``len(X)`` customers with replacement, or ``sample_size`` when that is
+    smaller (``segmentation.stability_sample``: a refit then costs a sample-sized fit instead of
+    a full one; ``None`` or ``>= len(X)`` gives the full-size resamples).
+    """
     if n_bootstrap < 1:
         return np.nan
+    if sample_size is not None and (
+        isinstance(sample_size, bool)
+        or not isinstance(sample_size, int | np.integer)
+        or sample_size < 2
+    ):
+        raise ValueError(
+            f"segmentation.stability_sample={sample_size!r} should be an integer >= 2 or null "
+            "(null = bootstrap resamples of every customer)"
+        )
+    size = len(X) if sample_size is None else min(int(sample_size), len(X))
     rng = np.random.default_rng(seed)
     reference = estimator.labels_
     scores = []
     for b in range(n_bootstrap):
-        rows = rng.integers(0, len(X), len(X))
+        rows = rng.integers(0, len(X), size)
         refit = fixed_k(estimator)
         if "random_state" in refit.get_params() and refit.get_params()["random_state"] is not None:
             refit.set_params(random_state=seed + 1 + b)

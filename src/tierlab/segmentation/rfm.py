@@ -201,7 +201,8 @@ class RFMSegmenter(ClusterMixin, BaseEstimator):
         s = {axis: scores[axis].to_numpy() for axis in AXES}
         if self.rules_ is None:
             band = np.rint((s["r"] + s["f"] + s["m"]) / 3).astype(np.int64)
-            return np.array([_band_name(b, self.bins) for b in band], dtype=object)
+            names = np.array([_band_name(b, self.bins) for b in range(self.bins + 1)], dtype=object)
+            return names[band]
         names = np.full(len(scores), OTHER, dtype=object)
         free = np.ones(len(scores), dtype=bool)
         for name, ranges in self.rules_:
@@ -213,8 +214,13 @@ class RFMSegmenter(ClusterMixin, BaseEstimator):
         return names
 
     def _ids(self, names: np.ndarray) -> np.ndarray:
-        ids = {name: i for i, name in self.segment_names_.items()}
-        return np.array([ids.get(n, -1) for n in names], dtype=np.int64)
+        ids = pd.Series(
+            list(self.segment_names_.keys()),
+            index=list(self.segment_names_.values()),
+            dtype="int64",
+        )
+        codes = ids.reindex(pd.Index(names, dtype=object)).to_numpy(dtype="float64")
+        return np.where(np.isnan(codes), -1, codes).astype(np.int64)
 
     def score(self, X: pd.DataFrame) -> pd.DataFrame:
         """R, F and M scores of the customers in ``X`` with the fitted edges.

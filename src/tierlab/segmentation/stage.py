@@ -110,6 +110,17 @@ def evaluate(
     except NotApplicable as exc:
         log.info("segmentation %s skipped: %s", name, exc)
         return MethodResult(name, None, None, None, note=f"skipped: {exc}")
+    except ValueError as exc:  # a setting that does not fit these data: name its config node
+        raise ValueError(f"segmentation.methods.{name}: {exc}") from exc
+    rows = getattr(estimator, "n_fit_rows_", len(X))
+    if rows < len(X):
+        log.info(
+            "segmentation %s: fitted on a seeded sample of %d of %d customers (fit_sample), "
+            "every customer assigned",
+            name,
+            rows,
+            len(X),
+        )
     mapping = order_tiers(estimator.labels_, value.to_numpy())
     tiers = assign_tiers(estimator.labels_, mapping)
     names = getattr(estimator, "segment_names_", None)
@@ -122,7 +133,16 @@ def evaluate(
     profile = tier_profile(tiers, X, value, columns, tier_names)
     result = M.size_metrics(tiers, estimator.n_clusters_, float(settings.min_tier_share))
     result.update(M.internal_metrics(space, tiers, int(settings.silhouette_sample), seed))
-    result["stability_ari"] = M.stability(estimator, X, int(settings.stability_bootstrap), seed)
+    n_refits, stability_sample = int(settings.stability_bootstrap), settings.stability_sample
+    result["stability_ari"] = M.stability(estimator, X, n_refits, seed, stability_sample)
+    if n_refits > 0 and stability_sample is not None and stability_sample < len(X):
+        log.info(
+            "segmentation %s: stability refits on seeded resamples of %d of %d customers "
+            "(segmentation.stability_sample)",
+            name,
+            stability_sample,
+            len(X),
+        )
     notes = []
     selection = getattr(estimator, "selection_", None)
     if selection is not None and len(selection) > 1:

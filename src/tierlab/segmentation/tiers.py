@@ -25,8 +25,20 @@ def order_tiers(labels: np.ndarray, value: np.ndarray) -> dict[int, int]:
 
 
 def assign_tiers(labels: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
-    """Tier of every customer from its cluster id."""
-    return np.array([mapping[int(c)] for c in labels], dtype=np.int64)
+    """Tier of every customer from its cluster id (a table lookup, not a Python loop: the
+    stage assigns millions of customers)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size == 0:
+        return np.empty(0, dtype=np.int64)
+    clusters = np.fromiter(mapping.keys(), dtype=np.int64, count=len(mapping))
+    tiers = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+    order = np.argsort(clusters)
+    clusters, tiers = clusters[order], tiers[order]
+    at = np.clip(np.searchsorted(clusters, labels), 0, len(clusters) - 1)
+    unknown = clusters[at] != labels
+    if unknown.any():
+        raise KeyError(int(labels[np.flatnonzero(unknown)[0]]))
+    return tiers[at]
 
 
 def tier_profile(
