@@ -84,9 +84,9 @@ def test_indicators_and_targets_are_the_same_in_and_out_of_core(banks):
     pd.testing.assert_frame_equal(results[0][1], results[1][1])
 
 
-def test_fingerprint_hashes_on_disk_files_and_changes_with_them(banks, tmp_path):
-    _, _, disk, source = banks
-    assert disk.fingerprint() == source.load().fingerprint()
+def test_fingerprint_is_the_same_in_and_out_of_core_and_changes_with_the_data(banks, tmp_path):
+    _, memory, disk, source = banks
+    assert disk.fingerprint() == memory.fingerprint() == source.load().fingerprint()
     copy = tmp_path / "copy"
     copy.mkdir()
     part = disk.on_disk["transactions"] / "part-00001.parquet"
@@ -203,3 +203,47 @@ def test_duckdb_out_of_memory_names_the_setting_to_change(banks, tmp_path):
     with pytest.raises(MemoryError, match=r"features\.engine_options\.memory_limit=1MB"):
         run_features_stage(cfg, DataStageResult(disk, split, {}), tmp_path / "out")
     assert not (tmp_path / "out" / "indicators.parquet").exists()
+
+
+def copy_parts(disk, tmp_path: Path, table: str) -> Path:
+    folder = tmp_path / table
+    folder.mkdir()
+    for p in sorted(disk.on_disk[table].glob("*.parquet")):
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
+def test_parts_that_disagree_or_cannot_be_read_are_named(banks, tmp_path):
+    _, _, disk, _ = banks
+    folder = copy_parts(disk, tmp_path, "transactions")
+    frame = pd.read_parquet(folder / "part-00001.parquet").drop(columns="channel")
+    frame.to_parquet(folder / "part-00001.parquet", index=False)
+    (folder / "part-00002.parquet").write_bytes(b"not parquet")
+    (folder / "notes.parquet").write_bytes(b"not a part file: ignored")
+    bad = disk.__class__(**{**disk.__dict__, "on_disk": {**disk.on_disk, "transactions": folder}})
+    with pytest.raises(DataValidationError) as err:
+        validate_bank(bad)
+    text = str(err.value)
+    assert (
+        "(file transactions/part-00001.parquet): has other columns than part-00000.parquet, "
+        "failing rule 'same columns in every part' ('channel' missing)" in text
+    )
+    assert "(file transactions/part-00002.parquet): cannot be read as Parquet" in text
+    assert "notes.parquet" not in text
+
+
+def test_repeated_keys_are_found_beside_other_failures_and_counted_once(banks, tmp_path):
+    _, _, disk, _ = banks
+    folder = copy_parts(disk, tmp_path, "balances")
+    first = pd.read_parquet(folder / "part-00000.parquet")
+    part = pd.read_parquet(folder / "part-00001.parquet")
+    part = pd.concat([part, first.iloc[[0]], part.iloc[[5]]], ignore_index=True)
+    part.loc[3, "demand"] = -1.0
+    part.to_parquet(folder / "part-00001.parquet", index=False)
+    bad = disk.__class__(**{**disk.__dict__, "on_disk": {**disk.on_disk, "balances": folder}})
+    with pytest.raises(DataValidationError) as err:
+        validate_bank(bad)
+    text = str(err.value)
+    assert "column 'demand' has 1 value failing rule" in text
+    assert "columns (customer_id, month) have 2 keys that appear more than once" in text
+    assert "rows [" not in text.split("appear more than once")[1].splitlines()[0]

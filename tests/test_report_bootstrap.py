@@ -161,7 +161,7 @@ class _Bundle:
 
 
 def test_findings_say_when_resamples_were_drawn_from_a_subsample():
-    from tierlab.report.build import findings_section
+    from tierlab.report.build import _interval_table, findings_section
 
     intervals = pd.DataFrame(
         {
@@ -193,6 +193,12 @@ def test_findings_say_when_resamples_were_drawn_from_a_subsample():
     _, blocks = findings_section(_Bundle(intervals=intervals, differences=differences))
     text = blocks[0].text
     assert "draws 100,000 customers from a seeded subsample of 100,000 of the 900,000" in text
+    (table,) = _interval_table(_Bundle(intervals=intervals), "clv", "model")
+    assert (
+        "a seeded subsample of 100,000 of 900,000 customers rescaled by sqrt(m/n)" in table.caption
+    )
     full = intervals.assign(resampled_customers=900_000)
     _, blocks = findings_section(_Bundle(intervals=full, differences=differences))
     assert "subsample" not in blocks[0].text
+    (table,) = _interval_table(_Bundle(intervals=full), "clv", "model")
+    assert "subsample" not in table.caption

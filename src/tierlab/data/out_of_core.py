@@ -5,11 +5,12 @@ their Parquet files (:attr:`BankData.on_disk`); the features engine reads them t
 of core, under its ``memory_limit``, or Spark).  What the data stage still needs from them is
 done here with bounded memory:
 
-* :func:`on_disk_failures`: the same pandera contracts and cross-table rules as in memory
+* :func:`on_disk_failures`: every part file readable and with the columns and types of the
+  first; then the same pandera contracts and cross-table rules as in memory
   (:mod:`tierlab.data.schemas`), one record batch at a time; a failure names the part file and
-  the 0-based row within it.  Keys that must be unique (``balances``, ``profitability``:
-  ``customer_id, month``) are checked within each batch by pandera and across batches by one
-  DuckDB query.
+  the 0-based row within it (one line per part file and rule).  Keys that must be unique
+  (``balances``, ``profitability``: ``customer_id, month``) are checked across all batches by one
+  DuckDB query instead of per batch.
 * :func:`customer_sample`: every table restricted to a seeded sample of customers, in memory, for
   the realism metrics and plot.
 """
@@ -19,12 +20,15 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
@@ -71,12 +75,17 @@ def on_disk_failures(
 
     failures: list[Failure] = []
     for name, path in data.on_disk.items():
+        problems = _part_problems(name, path)
+        if problems:  # unreadable parts or parts that disagree: the batches cannot be trusted
+            failures += problems
+            continue
         merged: dict[tuple, Failure] = {}
         total = parquet_rows(path)
         if total == 0:
             detail = "has 0 rows, failing rule 'not empty'"
             failures.append(Failure(name, "not empty", None, path, detail=detail))
             continue
+        key = UNIQUE_KEYS.get(name)
         bar = tqdm(total=total, desc=f"validate {name}", unit="row", unit_scale=True, leave=False)
         for part, offset, frame in iter_batches(path, batch_rows):
             found = table_failures(name, frame, part)
@@ -89,13 +98,58 @@ def on_disk_failures(
             if name == "transactions":
                 found += [f for f in _time_range(batch, here) if f.table is not None]
             for failure in found:
+                if key is not None and failure.column == key and failure.rule == "unique":
+                    continue  # keys are checked across all batches at once, below
                 _merge(merged, _shift(failure, offset))
             bar.update(len(frame))
         bar.close()
-        if not merged and name in UNIQUE_KEYS:
-            failures += _duplicate_keys(name, path, UNIQUE_KEYS[name])
+        key_broken = key is not None and any(
+            f.column in key and f.detail is not None for f in merged.values()
+        )  # a key column of the wrong dtype: the key query would only repeat that
+        if key is not None and not key_broken:
+            failures += _duplicate_keys(name, path, key)
         failures += merged.values()
     return failures
+
+
+def _part_problems(name: str, path: Path) -> list[Failure]:
+    """Part files that cannot be read, or whose columns or types differ from the first part's
+    (each part alone could pass its contract, and the engines would then fail on the set)."""
+    problems, first = [], None
+    for part in parquet_parts(path):
+        try:
+            schema = pq.read_schema(part)
+        except (OSError, pa.ArrowException) as exc:
+            detail = f"cannot be read as Parquet, failing rule 'readable' ({exc})"
+            problems.append(Failure(name, "readable", None, part, detail=detail))
+            continue
+        if first is None:
+            first = (part, schema)
+            continue
+        reference, expected = first
+        columns = {f.name: f.type for f in schema}
+        wanted = {f.name: f.type for f in expected}
+        differences = [f"{c!r} missing" for c in wanted if c not in columns] + [
+            f"{c!r} not in {reference.name}" for c in columns if c not in wanted
+        ]
+        differences += [
+            f"{c!r} is {columns[c]}, not {t}"
+            for c, t in wanted.items()
+            if c in columns and columns[c] != t and not _same_kind(columns[c], t)
+        ]
+        if differences:
+            detail = (
+                f"has other columns than {reference.name}, failing rule 'same columns in every "
+                f"part' ({'; '.join(differences)})"
+            )
+            problems.append(Failure(name, "same columns in every part", None, part, detail=detail))
+    return problems
+
+
+def _same_kind(a: pa.DataType, b: pa.DataType) -> bool:
+    """Dictionary-encoded and plain strings are the same column to every engine."""
+    plain = [t.value_type if pa.types.is_dictionary(t) else t for t in (a, b)]
+    return plain[0] == plain[1]
 
 
 def customer_sample(data: BankData, n: int, seed: int) -> BankData:
@@ -161,7 +215,8 @@ def _duplicate_keys(name: str, path: Path, key: tuple[str, ...]) -> list[Failure
     """Keys repeated across batches (pandera checked within each batch)."""
     columns = ", ".join(key)
     source = parquet_source(path).replace("'", "''")
-    con = duckdb.connect(config={"memory_limit": "2GB", "threads": 1})
+    spill = tempfile.mkdtemp(prefix="tierlab-keys-")
+    con = duckdb.connect(config={"memory_limit": "2GB", "threads": 1, "temp_directory": spill})
     try:
         con.execute(
             f"CREATE TEMP TABLE repeated AS SELECT {columns}, count(*) AS copies "
@@ -171,6 +226,7 @@ def _duplicate_keys(name: str, path: Path, key: tuple[str, ...]) -> list[Failure
         examples = con.sql(f"FROM repeated ORDER BY {columns} LIMIT {N_EXAMPLES}").fetchall()
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     if not n:
         return []
     shown = "; ".join(f"({', '.join(_show(v) for v in row[:-1])}) x{row[-1]}" for row in examples)

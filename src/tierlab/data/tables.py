@@ -85,21 +85,22 @@ class BankData:
         """A content hash of the input tables (names, columns, dtypes and values).
 
         Two data sets with the same fingerprint hold the same rows in the same order, whatever
-        file format they were read from.  Ground truth is not part of it.  An on-disk table
-        enters by the SHA-256 of its Parquet files instead (reading it into memory is what out of
-        core avoids), so the same data fingerprint differently in and out of core.
+        file format or layout they were read from, in memory or out of core (an on-disk table
+        is hashed batch by batch as it is read, with the same row hashes).  Ground truth is not
+        part of it.
         """
         digest = hashlib.sha256()
         for name in self.names():
             digest.update(name.encode())
             if name in self.on_disk:
-                for part in parquet_parts(self.on_disk[name]):
-                    digest.update(f"{part.name}:{file_sha256(part)}".encode())
+                for i, batch in enumerate(_batches(self.on_disk[name])):
+                    if i == 0:
+                        digest.update(_dtypes(batch))
+                    digest.update(_row_hashes(batch))
                 continue
             table = getattr(self, name)
-            digest.update(repr([(c, str(t)) for c, t in table.dtypes.items()]).encode())
-            row_hashes = pd.util.hash_pandas_object(table, index=False).to_numpy()
-            digest.update(np.ascontiguousarray(row_hashes).tobytes())
+            digest.update(_dtypes(table))
+            digest.update(_row_hashes(table))
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, int]:
@@ -112,21 +113,42 @@ class BankData:
         }
 
 
+#: Part files of a partitioned table (other files in its folder are not part of it).
+PART_GLOB = "part-*.parquet"
+
+
+def _dtypes(frame: pd.DataFrame) -> bytes:
+    return repr([(c, str(t)) for c, t in frame.dtypes.items()]).encode()
+
+
+def _row_hashes(frame: pd.DataFrame) -> bytes:
+    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return np.ascontiguousarray(row_hashes).tobytes()
+
+
+def _batches(path: str | Path, batch_rows: int = 1_000_000):
+    """The rows of a Parquet file or folder of parts as pandas frames of at most ``batch_rows``."""
+    for part in parquet_parts(path):
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
+            yield batch.to_pandas()
+
+
 def parquet_parts(path: str | Path) -> list[Path]:
-    """The Parquet files of a table: the file itself, or a folder's ``*.parquet`` in name order."""
+    """The Parquet files of a table: the file itself, or a folder's part files
+    (``part-*.parquet``) in name order."""
     path = Path(path)
     if not path.is_dir():
         return [path]
-    parts = sorted(path.glob("*.parquet"))
+    parts = sorted(path.glob(PART_GLOB))
     if not parts:
-        raise FileNotFoundError(f"folder {path} holds no *.parquet part files")
+        raise FileNotFoundError(f"folder {path} holds no {PART_GLOB} files")
     return parts
 
 
 def parquet_source(path: str | Path) -> str:
     """What an engine reads: the file, or a glob of a folder's part files."""
     path = Path(path)
-    return str(path / "*.parquet") if path.is_dir() else str(path)
+    return str(path / PART_GLOB) if path.is_dir() else str(path)
 
 
 def parquet_rows(path: str | Path) -> int:

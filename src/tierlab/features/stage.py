@@ -149,7 +149,7 @@ def out_of_memory_advice(options: dict, exc: Exception) -> str:
         f"{options.get('memory_limit')} with threads={options.get('threads')} ({first}). "
         "Raise memory_limit (it bounds DuckDB's buffers, not the result frames), lower threads "
         "(each thread holds its own buffers), or point temp_directory at a disk with room to "
-        "spill; the 100M-transaction bank needs about 2GB (bench/RESULTS_SCALE.md)."
+        "spill (the 100M-transaction bank of bench/RESULTS_SCALE.md ran within 2GB)."
     )
 
 

@@ -236,8 +236,10 @@ def findings_section(bundle: fetch.RunBundle) -> tuple[str, list[Block]]:
         m, total = int(intervals["resampled_customers"].min()), int(intervals["n_customers"].max())
         drawn = (
             f" Each resample draws {m:,} customers from a seeded subsample of {m:,} of the "
-            f"{total:,} and is rescaled to all of them (m-out-of-n bootstrap, "
-            "report.bootstrap.max_customers); the estimates are those of every customer."
+            f"{total:,} and is rescaled to all of them by sqrt(m/n) "
+            "(report.bootstrap.max_customers); the estimates are those of every customer. "
+            "Rank metrics keep their interval widths this way; RMSE and MAE intervals on "
+            "heavy-tailed values depend on the subsample and are indicative only."
         )
     return "Key findings", [
         Paragraph(
@@ -268,12 +270,14 @@ def _interval_table(bundle: fetch.RunBundle, kind: str, label: str) -> list[Bloc
     table = table.reindex(index=list(dict.fromkeys(rows["name"])), columns=order).fillna("")
     level = int(round(100 * float(rows["confidence"].iloc[0])))
     table.columns = [METRIC_LABELS.get(c, c) for c in table.columns]
-    return [
-        Table(
-            table.reset_index().rename(columns={"name": label}),
-            f"Estimate [{level} % bootstrap interval] on the holdout",
+    caption = f"Estimate [{level} % bootstrap interval] on the holdout"
+    if "resampled_customers" in rows and (rows["resampled_customers"] < rows["n_customers"]).any():
+        caption += (
+            f"; intervals from resamples of a seeded subsample of "
+            f"{int(rows['resampled_customers'].min()):,} of {int(rows['n_customers'].max()):,} "
+            "customers rescaled by sqrt(m/n) (RMSE and MAE: indicative only)"
         )
-    ]
+    return [Table(table.reset_index().rename(columns={"name": label}), caption)]
 
 
 def _estimate(row) -> str:
