@@ -198,7 +198,7 @@ hand on 2026-11-28, not part of this run), which tierlab reports naming
 `features.engine_options.memory_limit`.
 
 From 1M to 100M transactions ({size_ratio:.0f}× the rows): generation takes
-{growth["generate"]:.0f}× as long, validation {growth["validate"]:.0f}×, the features
+{growth["generate"]:.0f}× as long, the data stage {growth["validate"]:.0f}×, the features
 {growth["features"]:.0f}×.  The issue's bound: under 8 GB of memory at 100M transactions on this
 24 GB machine; peak here {max(last[s]["peak_gb"] for s in ("generate", "validate", "features")):.2f} GB.
 """
