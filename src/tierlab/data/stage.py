@@ -89,6 +89,11 @@ def run_data_stage(cfg: DictConfig, output_dir: Path) -> DataStageResult:
     mlflow.log_artifact(str(output_dir / "data_summary.json"), "data")
     if shaped.profitability is not None:
         fig = plot_realism(shaped, targets, shape)
+        if shaped is not data:
+            fig.suptitle(
+                f"Realism of data set '{data.name}' (a seeded sample of "
+                f"{len(shaped.customers):,} of {len(data.customers):,} customers)"
+            )
         fig.savefig(output_dir / "realism.png", dpi=110)
         plt.close(fig)
         mlflow.log_artifact(str(output_dir / "realism.png"), "data")
