@@ -22,7 +22,6 @@ import datetime
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -34,26 +33,21 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from tierlab.data.failures import N_EXAMPLES, Failure
-from tierlab.data.tables import BankData, parquet_parts, parquet_rows, parquet_source
+from tierlab.data.tables import (
+    BATCH_ROWS,
+    INPUT_TABLES,
+    BankData,
+    parquet_batches,
+    parquet_parts,
+    parquet_rows,
+    parquet_source,
+)
+from tierlab.sampling import seeded_rows
 
 log = logging.getLogger(__name__)
 
-#: Rows per validation batch: ~100 MB of transactions in pandas.
-BATCH_ROWS = 1_000_000
 #: Tables whose key (customer_id, month) must be unique (see ``schemas.SCHEMAS``).
 UNIQUE_KEYS = {"balances": ("customer_id", "month"), "profitability": ("customer_id", "month")}
-
-
-def iter_batches(
-    path: str | Path, batch_rows: int = BATCH_ROWS
-) -> Iterator[tuple[Path, int, pd.DataFrame]]:
-    """``(part file, first row in that file, frame)`` for each batch of a Parquet file or folder."""
-    for part in parquet_parts(path):
-        offset = 0
-        for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
-            frame = batch.to_pandas()
-            yield part, offset, frame
-            offset += len(frame)
 
 
 def on_disk_failures(
@@ -87,7 +81,7 @@ def on_disk_failures(
             continue
         key = UNIQUE_KEYS.get(name)
         bar = tqdm(total=total, desc=f"validate {name}", unit="row", unit_scale=True, leave=False)
-        for part, offset, frame in iter_batches(path, batch_rows):
+        for part, offset, frame in parquet_batches(path, batch_rows):
             found = table_failures(name, frame, part)
             here = broken | {(f.table, f.column) for f in found}
             batch = dataclasses.replace(
@@ -161,8 +155,8 @@ def customer_sample(data: BankData, n: int, seed: int) -> BankData:
     if data.customers is None:
         raise ValueError(f"data set {data.name!r} has no customer table to sample customers from")
     ids = data.customers["customer_id"].to_numpy()
-    if len(ids) > n:
-        ids = np.sort(np.random.default_rng(seed).choice(ids, size=n, replace=False))
+    if (rows := seeded_rows(len(ids), n, seed)) is not None:
+        ids = np.sort(ids[rows])
     keep = pd.Index(ids)
     tables = {}
     for name in data.names():
@@ -182,8 +176,7 @@ def customer_sample(data: BankData, n: int, seed: int) -> BankData:
 
 def _only(data: BankData, name: str) -> BankData:
     """``data`` with only ``name`` and the customer table in memory (for cross-table rules)."""
-    others = {n: None for n in ("transactions", "balances", "products", "profitability")}
-    others.pop(name, None)
+    others = {n: None for n in INPUT_TABLES if n not in ("customers", name)}
     return dataclasses.replace(data, **others)
 
 

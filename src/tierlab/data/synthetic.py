@@ -208,11 +208,11 @@ class SyntheticBank:
                     if partitioned:
                         part_file = folder / name / f"part-{i:05d}.parquet"
                         pq.write_table(table, part_file, compression="zstd")
-                    elif name not in writers:
-                        writers[name] = pq.ParquetWriter(
-                            folder / f"{name}.parquet", table.schema, compression="zstd"
-                        )
-                    if not partitioned:
+                    else:
+                        if name not in writers:
+                            writers[name] = pq.ParquetWriter(
+                                folder / f"{name}.parquet", table.schema, compression="zstd"
+                            )
                         writers[name].write_table(table)
                     rows[name] += table.num_rows
         finally:

@@ -19,6 +19,7 @@ set has.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,7 @@ class BankData:
         for name in self.names():
             digest.update(name.encode())
             if name in self.on_disk:
-                for i, batch in enumerate(_batches(self.on_disk[name])):
+                for i, (_, _, batch) in enumerate(parquet_batches(self.on_disk[name])):
                     if i == 0:
                         digest.update(_dtypes(batch))
                     digest.update(_row_hashes(batch))
@@ -115,6 +116,8 @@ class BankData:
 
 #: Part files of a partitioned table (other files in its folder are not part of it).
 PART_GLOB = "part-*.parquet"
+#: Rows per batch when an on-disk table is read in pieces: ~100 MB of transactions in pandas.
+BATCH_ROWS = 1_000_000
 
 
 def _dtypes(frame: pd.DataFrame) -> bytes:
@@ -126,11 +129,17 @@ def _row_hashes(frame: pd.DataFrame) -> bytes:
     return np.ascontiguousarray(row_hashes).tobytes()
 
 
-def _batches(path: str | Path, batch_rows: int = 1_000_000):
-    """The rows of a Parquet file or folder of parts as pandas frames of at most ``batch_rows``."""
+def parquet_batches(
+    path: str | Path, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[Path, int, pd.DataFrame]]:
+    """``(part file, first row in that file, frame)`` for each batch of at most ``batch_rows``
+    rows of a Parquet file or folder of parts, in order."""
     for part in parquet_parts(path):
+        offset = 0
         for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
-            yield batch.to_pandas()
+            frame = batch.to_pandas()
+            yield part, offset, frame
+            offset += len(frame)
 
 
 def parquet_parts(path: str | Path) -> list[Path]:

@@ -34,6 +34,7 @@ from tierlab.explain.shap_tools import (
     shap_frame,
 )
 from tierlab.explain.surrogate import explain_tiers, rfm_rule_table
+from tierlab.sampling import check_sample_size, seeded_rows
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +149,8 @@ def explain_method(
 def surrogate_rows(n: int, sample, seed: int) -> np.ndarray | None:
     """Sorted rows of the seeded sample the tier surrogates see (``explain.surrogate_sample``),
     or ``None`` for every customer (null, or not more customers than the sample)."""
-    if sample is None:
-        return None
-    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 100:
-        raise ValueError(
-            f"explain.surrogate_sample={sample!r} should be an integer >= 100 or null (null = "
-            "every customer)"
-        )
-    if n <= sample:
-        return None
-    return np.sort(np.random.default_rng([seed, 2]).choice(n, sample, replace=False))
+    check_sample_size(sample, "explain.surrogate_sample", 100, "every customer")
+    return seeded_rows(n, sample, [seed, 2])
 
 
 def explain_clv(name, X, tiers, clv, dictionary, settings, seed, folder, result) -> None:

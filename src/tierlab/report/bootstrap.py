@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from tierlab.sampling import check_sample_size, seeded_rows
+
 #: Headline metrics and whether higher is better.
 CLV_METRICS = {
     "spearman": True,
@@ -183,23 +185,10 @@ def segmentation_scorer(tiers: np.ndarray, holdout_value: np.ndarray) -> Scorer:
 def customer_subsample(n: int, max_customers: int | None, seed: int) -> np.ndarray | None:
     """Sorted rows of the seeded subsample the resamples draw from when ``n`` is above
     ``max_customers`` (``report.bootstrap.max_customers``), else ``None`` (all customers)."""
-    if max_customers is None:
-        return None
-    if isinstance(max_customers, bool) or not isinstance(max_customers, int | np.integer):
-        raise ValueError(
-            f"report.bootstrap.max_customers={max_customers!r} should be an integer >= 100 or "
-            "null (null = resample every customer)"
-        )
-    if max_customers < 100:
-        raise ValueError(
-            f"report.bootstrap.max_customers={max_customers} should be >= 100 or null (null = "
-            "resample every customer)"
-        )
-    if n <= max_customers:
-        return None
+    setting = "report.bootstrap.max_customers"
+    check_sample_size(max_customers, setting, 100, "resample every customer")
     # a stream of its own, so the resamples of the subsample do not depend on this draw
-    rng = np.random.default_rng([seed, 1])
-    return np.sort(rng.choice(n, int(max_customers), replace=False))
+    return seeded_rows(n, max_customers, [seed, 1])
 
 
 def resamples(n: int, n_resamples: int, seed: int):

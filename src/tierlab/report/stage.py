@@ -130,8 +130,8 @@ def _subsampled(scorers, n: int, settings) -> tuple[dict, int, tuple | None]:
         return scorers(None), n, None
     log.info(
         "bootstrap: resamples drawn from a seeded subsample of %d of %d customers "
-        "(report.bootstrap.max_customers) and rescaled to all of them (a bootstrap of the subsample rescaled by sqrt(m/n)); "
-        "estimates on every customer",
+        "(report.bootstrap.max_customers) and rescaled to all of them by sqrt(m/n); estimates "
+        "on every customer",
         len(rows),
         n,
     )

@@ -26,6 +26,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from tierlab.sampling import seeded_rows
 from tierlab.segmentation.preprocess import (
     IndicatorTransform,
     NotApplicable,
@@ -106,9 +107,7 @@ def fit_rows(who: str, n_rows: int, fit_sample, max_customers, seed: int) -> np.
     if max_customers is not None:
         _check_int(who, "max_customers", max_customers, 1)
     if fit_sample is not None:  # a sample no smaller than the data is every customer
-        if fit_sample >= n_rows:
-            return None
-        return np.sort(np.random.default_rng(seed).choice(n_rows, int(fit_sample), replace=False))
+        return seeded_rows(n_rows, fit_sample, seed)
     if max_customers is not None and n_rows > max_customers:
         raise ValueError(
             f"{who}: n_customers={n_rows:,} is above max_customers={max_customers:,}, beyond "

@@ -18,6 +18,8 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
+from tierlab.sampling import check_sample_size
+
 
 def internal_metrics(
     embedding: np.ndarray, labels: np.ndarray, sample_size: int, seed: int
@@ -65,15 +67,8 @@ def stability(
     """
     if n_bootstrap < 1:
         return np.nan
-    if sample_size is not None and (
-        isinstance(sample_size, bool)
-        or not isinstance(sample_size, int | np.integer)
-        or sample_size < 2
-    ):
-        raise ValueError(
-            f"segmentation.stability_sample={sample_size!r} should be an integer >= 2 or null "
-            "(null = bootstrap resamples of every customer)"
-        )
+    setting = "segmentation.stability_sample"
+    check_sample_size(sample_size, setting, 2, "bootstrap resamples of every customer")
     size = len(X) if sample_size is None else min(int(sample_size), len(X))
     rng = np.random.default_rng(seed)
     reference = estimator.labels_
